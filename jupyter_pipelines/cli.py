@@ -1,0 +1,138 @@
+"""``jupyter-pipelines``: run and show notebook pipelines from a shell.
+
+Exit codes: 0 the execution Succeeded; 1 it Failed or was Stopped; 2 usage or definition
+errors (a bad argument, notebook, parameter or graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import PipelineError
+from .execution import Execution, outcome_text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jupyter-pipelines",
+        description="Run and inspect pipelines written as %%step cells in Jupyter notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a notebook's pipeline headless")
+    run.add_argument("notebook", help="the .ipynb file")
+    run.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
+                     help="override a parameter (repeatable)")
+    run.add_argument("--json", action="store_true",
+                     help="print the execution as JSON (SageMaker's field names) instead of a table")
+    run.add_argument("--verbose", "-v", action="store_true", help="show every step's output")
+    show = sub.add_parser("show", help="print a notebook pipeline's DAG")
+    show.add_argument("notebook", help="the .ipynb file")
+    show.add_argument("--dot", action="store_true", help="print Graphviz DOT text instead")
+    args = parser.parse_args(argv)
+    try:
+        return {"run": _run, "show": _show}[args.command](args)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _show(args) -> int:
+    from .notebook import load_notebook
+    from .view import to_dot, to_text
+
+    pipeline = load_notebook(args.notebook)
+    print(to_dot(pipeline).source if args.dot else to_text(pipeline))
+    return 0
+
+
+def _run(args) -> int:
+    from rich.console import Console
+
+    from .notebook import load_notebook
+    from .parameters import parse_assignments
+
+    pipeline = load_notebook(args.notebook)
+    overrides = parse_assignments(args.param)
+    err = Console(stderr=True)
+    with _progress(err, len(pipeline.steps)) as listener, _working_dir(Path(args.notebook).parent):
+        try:
+            execution = pipeline.start(overrides, listeners=[listener])
+        except KeyboardInterrupt:  # pragma: no cover - interrupted before the run loop
+            err.print("Interrupted.")
+            return 1
+    if args.json:
+        doc = {"PipelineExecutionArn": execution.id,
+               "PipelineExecutionStatus": execution.status,
+               "FailureReason": execution.failure_reason,
+               "Parameters": execution.parameters,
+               "Steps": execution.list_steps()}
+        print(json.dumps(doc, indent=2, default=repr))
+    else:
+        _print_summary(execution, Console(), args.verbose)
+    return 0 if execution.status == "Succeeded" else 1
+
+
+@contextmanager
+def _working_dir(folder: Path):
+    """Steps run beside their notebook, as they do in a kernel started from it."""
+    before = Path.cwd()
+    os.chdir(folder.resolve())
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+@contextmanager
+def _progress(console, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+    task = progress.add_task("starting", total=total)
+
+    def listener(event, *, execution, step=None, record=None, **future):
+        if event == "step_started":
+            progress.update(task, description=f"running {step}")
+        elif event == "step_finished" and record is not None:
+            progress.advance(task)
+            mark = {"Succeeded": "[green]✓", "Failed": "[red]✗", "Skipped": "[dim]–",
+                    "Stopped": "[yellow]■", "Cached": "[cyan]↺"}.get(record.status, " ")
+            took = f" {record.duration:.2f}s" if record.duration is not None else ""
+            progress.console.print(f"{mark} {step}[/] {record.status}{took}", highlight=False)
+
+    with progress:
+        yield listener
+
+
+def _print_summary(execution: Execution, console, verbose: bool) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{execution.pipeline_name} · {execution.id}")
+    for col in ("step", "kind", "status", "duration"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("outcome", overflow="fold")
+    colours = {"Succeeded": "green", "Failed": "red", "Stopped": "yellow", "Skipped": "dim",
+               "Cached": "cyan", "NotRun": "dim"}
+    for name, kind, status, duration, outcome in execution.summary_rows():
+        style = colours.get(status, "")
+        table.add_row(name, kind, f"[{style}]{status}[/]" if style else status, duration, outcome)
+    console.print(table)
+    for record in execution.steps.values():
+        if (verbose or record.status == "Failed") and (record.stdout or record.stderr or record.traceback):
+            console.rule(f"{record.name} output")
+            console.print(record.stdout + record.stderr + (record.traceback or ""),
+                          markup=False, highlight=False, end="")
+    colour = "green" if execution.status == "Succeeded" else "red"
+    line = f"[{colour}]Execution {execution.status}[/]"
+    if execution.failure_reason:
+        line += f": {execution.failure_reason}"
+    console.print(line, highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""An execution: one run of a pipeline, its step records, and SageMaker-shaped views of them."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from .errors import PipelineError, did_you_mean
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") if ts else None
+
+
+@dataclass
+class StepRecord:
+    name: str
+    kind: str
+    status: str = "Pending"  # Pending, Executing, then a final status
+    start: float | None = None
+    end: float | None = None
+    failure_reason: str | None = None
+    traceback: str | None = None
+    metadata: dict = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    reused_from: str | None = None  # execution id whose results a Cached step reused
+    attempts: int = 0
+
+    @property
+    def duration(self) -> float | None:
+        return self.end - self.start if self.start and self.end else None
+
+    def as_sagemaker(self) -> dict:
+        item: dict[str, Any] = {"StepName": self.name, "StepStatus": self.status,
+                                "StepType": self.kind, "StartTime": _iso(self.start),
+                                "EndTime": _iso(self.end), "AttemptCount": self.attempts}
+        if self.failure_reason:
+            item["FailureReason"] = self.failure_reason
+        meta = dict(self.metadata)
+        if self.reused_from:
+            meta["Cached"] = {"SourcePipelineExecutionArn": self.reused_from}
+        if meta:
+            item["Metadata"] = meta
+        return item
+
+
+Listener = Callable[..., None]
+
+
+class Execution:
+    """One run. ``list_steps()``/``describe()`` follow SageMaker's shapes; ``result(step,
+    name)`` returns an output value."""
+
+    def __init__(self, execution_id: str, pipeline_name: str, parameters: dict[str, Any],
+                 steps: dict[str, str], listeners: list[Listener] | None = None):
+        self.id = execution_id
+        self.pipeline_name = pipeline_name
+        self.parameters = dict(parameters)
+        self.status = "Executing"
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.failure_reason: str | None = None
+        self.steps: dict[str, StepRecord] = {n: StepRecord(n, k) for n, k in steps.items()}
+        self.listeners: list[Listener] = list(listeners or [])
+        self._done = threading.Event()
+
+    # -- events: keyword-only, with room for more fields ---------------------------------
+    def emit(self, event: str, **fields: Any) -> None:
+        for listener in self.listeners:
+            listener(event, execution=self, **fields)
+
+    def _finish(self, status: str, end: float) -> None:
+        self.status, self.end_time = status, end
+        self._done.set()
+        self.emit("execution_finished")
+
+    # -- SageMaker-shaped API -----------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> Execution:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"Execution {self.id} is still running after {timeout} s.")
+        return self
+
+    def describe(self) -> dict:
+        out = {"PipelineExecutionArn": self.id, "PipelineName": self.pipeline_name,
+               "PipelineExecutionStatus": self.status, "CreationTime": _iso(self.start_time),
+               "LastModifiedTime": _iso(self.end_time or self.start_time),
+               "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in self.parameters.items()]}
+        if self.failure_reason:
+            out["FailureReason"] = self.failure_reason
+        return out
+
+    def list_steps(self) -> list[dict]:
+        """Steps that started or were skipped, newest first as SageMaker lists them."""
+        shown = [r for r in self.steps.values() if r.status not in ("Pending", "NotRun")]
+        shown.sort(key=lambda r: (r.start or 0, list(self.steps).index(r.name)), reverse=True)
+        return [r.as_sagemaker() for r in shown]
+
+    def result(self, step: str, name: str | None = None) -> Any:
+        if step not in self.steps:
+            raise PipelineError(
+                f"Execution {self.id} has no step `{step}`.{did_you_mean(step, self.steps)}"
+            )
+        record = self.steps[step]
+        if name is None and len(record.outputs) == 1:
+            return next(iter(record.outputs.values()))
+        if name not in record.outputs:
+            if record.status not in ("Succeeded", "Cached"):
+                raise PipelineError(
+                    f"Step `{step}` has no outputs in execution {self.id}: it is {record.status}"
+                    + (f" ({record.failure_reason})" if record.failure_reason else "") + "."
+                )
+            raise PipelineError(
+                f"Step `{step}` has no output `{name}`.{did_you_mean(str(name), record.outputs)} "
+                f"Its outputs are: {', '.join(record.outputs) or 'none'}."
+            )
+        return record.outputs[name]
+
+    # -- display --------------------------------------------------------------------------
+    def summary_rows(self) -> list[tuple[str, str, str, str, str]]:
+        rows = []
+        for r in self.steps.values():
+            duration = f"{r.duration:.2f}s" if r.duration is not None else ""
+            rows.append((r.name, r.kind, r.status, duration, outcome_text(r)))
+        return rows
+
+    def __repr__(self) -> str:
+        lines = [f"Execution {self.status}" + (f": {self.failure_reason}" if self.failure_reason else "")]
+        width = max((len(n) for n in self.steps), default=4)
+        for name, kind, status, _, outcome in self.summary_rows():
+            lines.append(f"  {name:<{width}}  {kind:<14}  {status:<9}  {outcome}".rstrip())
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = f"<b>Execution {escape(self.id)}</b>: {escape(self.status)}"
+        if self.failure_reason:
+            head += f" — {escape(self.failure_reason)}"
+        cells = "".join(
+            "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+            for row in self.summary_rows()
+        )
+        return (f"<div>{head}<table><tr><th>step</th><th>kind</th><th>status</th>"
+                f"<th>duration</th><th>outcome</th></tr>{cells}</table></div>")
+
+
+def outcome_text(record: StepRecord) -> str:
+    cond = record.metadata.get("Condition")
+    if cond:
+        parts = [f"{_side(c['LeftExpression'], c['LeftValue'])} {c['Operator']} "
+                 f"{_side(c['RightExpression'], c['RightValue'])}" for c in cond["Comparisons"]]
+        return "; ".join(parts) + f" → {cond['Outcome']}"
+    reg = record.metadata.get("RegisterModel")
+    if reg:
+        return f"{reg['Group']} v{reg['Version']} ({reg['ModelApprovalStatus']})"
+    if record.status == "Failed" and record.failure_reason:
+        return record.failure_reason.splitlines()[0][:100]
+    return ""
+
+
+def _side(expression: str, value: Any) -> str:
+    shown = f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else repr(value)
+    return shown if expression in (repr(value), shown) else f"{expression} {shown}"

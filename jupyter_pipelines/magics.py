@@ -1,0 +1,116 @@
+"""``%%parameters``, ``%%step`` and ``%pipeline``: parse the line, hand off to the session.
+
+Argument mistakes raise IPython's `UsageError` (one line, no traceback). Everything else is
+done by `Session` and `Pipeline`, which are just as usable from a ``.py`` file or a test.
+"""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .parameters import parse_assignments
+from .session import Session
+
+STEP_KINDS = ("processing", "training", "condition", "fail", "register-model", "create-model",
+              "transform")
+_OPTION_FLAGS = ("model", "if_steps", "else_steps", "group", "approval_status", "metrics",
+                 "data", "batch_size")
+
+
+@magics_class
+class PipelineMagics(Magics):
+    def __init__(self, shell):
+        super().__init__(shell)
+        self.session = Session(shell)
+
+    @cell_magic
+    def parameters(self, line: str, cell: str):
+        """Declare the pipeline's parameters: one ``name = literal`` per line.
+
+        The type (String, Integer, Float, Boolean) comes from the default; override values
+        per run with ``%pipeline run --param name=value``.
+        """
+        if line.strip():
+            raise UsageError("%%parameters takes no arguments; put `name = value` lines in the cell.")
+        self.session.define_parameters(cell)
+
+    @magic_arguments()
+    @argument("name", help="The step's name: 1-64 letters, digits, '_' or '-'.")
+    @argument("--kind", "-k", default="processing", choices=STEP_KINDS, help="The step's kind.")
+    @argument("--inputs", nargs="+", metavar="NAME", help="Names the step reads (default: inferred).")
+    @argument("--outputs", nargs="+", metavar="NAME", help="Names the step outputs (default: inferred).")
+    @argument("--depends-on", nargs="+", metavar="STEP", help="Run after these steps (order only).")
+    @argument("--model", help="training: the estimator output (default `model`); register-model/"
+                              "create-model: the model input; transform: the create-model step.")
+    @argument("--if", dest="if_steps", nargs="+", metavar="STEP", help="condition: steps run when True.")
+    @argument("--else", dest="else_steps", nargs="+", metavar="STEP", help="condition: steps run when False.")
+    @argument("--group", help="register-model: the model package group.")
+    @argument("--approval-status", help="register-model: PendingManualApproval, Approved, Rejected, "
+                                        "or a parameter's name.")
+    @argument("--metrics", help="register-model: the input holding the model's metrics.")
+    @argument("--data", help="transform: the input holding the rows to predict.")
+    @argument("--batch-size", type=int, help="transform: rows per batch (default 1024).")
+    @cell_magic
+    def step(self, line: str, cell: str):
+        """Define a pipeline step from this cell and run it (with the upstream it needs).
+
+        Inputs are the names the code reads that are parameters or other steps' outputs;
+        outputs are the names it assigns at top level (``_private`` names excepted).
+        """
+        spec = parse_step_line(line)
+        name = spec.pop("name")
+        code = self.shell.transform_cell(cell) if cell.strip() else ""
+        self.session.define_step(name, code, **spec)
+        self.session.run_step(name)
+
+    @magic_arguments()
+    @argument("command", choices=("run", "show", "steps", "remove", "reset"),
+              help="run: run the whole pipeline; show: draw the DAG; steps: list the steps; "
+                   "remove NAME: delete a step; reset: delete all steps and parameters.")
+    @argument("names", nargs="*", help="remove: the step(s) to delete.")
+    @argument("--param", "-p", action="append", metavar="NAME=VALUE",
+              help="run: override a parameter (repeatable).")
+    @line_magic
+    def pipeline(self, line: str):
+        """Run, show or change the notebook's pipeline. ``ex = %pipeline run`` keeps the
+        execution."""
+        args = parse_argstring(self.pipeline, line)
+        pipe = self.session.pipeline
+        if args.command != "remove" and args.names:
+            raise UsageError(f"%pipeline {args.command} takes no names (got {' '.join(args.names)}).")
+        if args.param and args.command != "run":
+            raise UsageError("--param is only for %pipeline run.")
+        if args.command == "run":
+            return self.session.run(parse_assignments(args.param))
+        if args.command == "show":
+            from .view import DagView
+
+            self.session.refresh_context()
+            return DagView(pipe, pipe.executions[-1] if pipe.executions else None)
+        if args.command == "steps":
+            import pandas as pd
+
+            self.session.refresh_context()
+            return pd.DataFrame(pipe.list_steps()).set_index("Name") if pipe.steps else pd.DataFrame()
+        if args.command == "remove":
+            if not args.names:
+                raise UsageError("%pipeline remove needs the name of the step to remove.")
+            for name in args.names:
+                pipe.remove_step(name)
+            return None
+        pipe.reset()
+        return None
+
+
+def parse_step_line(line: str) -> dict:
+    """The ``%%step`` line as keyword arguments for `make_step` (also used by the CLI)."""
+    args = parse_argstring(PipelineMagics.step, line)
+    spec = {"name": args.name, "kind": args.kind, "inputs": args.inputs, "outputs": args.outputs,
+            "depends_on": args.depends_on}
+    for flag in _OPTION_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            spec[flag] = value
+    return spec

@@ -1,0 +1,68 @@
+"""Reading a pipeline out of an ``.ipynb`` file: its ``%%parameters`` and ``%%step`` cells,
+and the imports and definitions of its other code cells (the context)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import DefinitionError, PipelineError
+from .parameters import parse_parameters_cell
+from .pipeline import Pipeline
+from .source import Context
+
+
+def load_notebook(path: str | Path) -> Pipeline:
+    import nbformat
+    from IPython.core.error import UsageError
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    from .magics import parse_step_line
+    from .steps import make_step
+
+    path = Path(path)
+    if not path.is_file():
+        raise DefinitionError(f"Notebook {str(path)!r} does not exist. Give the path of an .ipynb file.")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:
+        raise DefinitionError(f"{path} is not a readable notebook: {exc}.") from None
+    transform = TransformerManager().transform_cell
+    home = os.environ.get("JUPYTER_PIPELINES_HOME") or path.resolve().parent / ".jupyter_pipelines"
+    pipeline = Pipeline(_name(path), home=home)
+    context_cells, step_cells = [], []
+    for number, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        first, _, body = cell.source.lstrip().partition("\n")
+        magic = first.split(maxsplit=1)
+        where = f"{path.name}, cell {number} ({first.strip()[:60]})"
+        try:
+            if magic and magic[0] == "%%parameters":
+                for p in parse_parameters_cell(body):
+                    pipeline.add_parameter(p.name, p.default)
+            elif magic and magic[0] == "%%step":
+                spec = parse_step_line(magic[1] if len(magic) > 1 else "")
+                step_cells.append((where, spec, transform(body) if body.strip() else ""))
+            else:
+                context_cells.append(transform(cell.source))
+        except UsageError as exc:
+            raise DefinitionError(f"{where}: {exc}") from None
+        except PipelineError as exc:
+            exc.args = (f"{where}: {exc}",)
+            raise
+    pipeline.context = Context.from_cells(context_cells)
+    for where, spec, code in step_cells:
+        try:
+            pipeline.add_step(make_step(spec.pop("name"), code, **spec))
+        except PipelineError as exc:
+            exc.args = (f"{where}: {exc}",)
+            raise
+    if not pipeline.steps:
+        raise DefinitionError(f"{path} has no %%step cells, so there is no pipeline to run.")
+    return pipeline
+
+
+def _name(path: Path) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "-" for c in path.stem)[:64]
+    return cleaned or "pipeline"

@@ -1,0 +1,153 @@
+"""Pipeline parameters: typed, with defaults, overridable per run (SageMaker's ParameterString,
+ParameterInteger, ParameterFloat and ParameterBoolean)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import NameRuleError, ParameterError, did_you_mean
+
+NAME_RULE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TYPES = {bool: "Boolean", int: "Integer", float: "Float", str: "String"}
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not NAME_RULE.match(name):
+        raise NameRuleError(
+            f"{what} name {name!r} is not allowed: names are 1 to 64 characters of letters, digits, "
+            "'_' and '-' (SageMaker's rule ^[A-Za-z0-9_-]{1,64}$). Rename it."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: Any
+    enum_values: tuple | None = None
+
+    @property
+    def type(self) -> str:
+        return TYPES[type(self.default)]
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "Parameter")
+        if not self.name.isidentifier():
+            raise NameRuleError(
+                f"Parameter name {self.name!r} must also be a Python identifier, since steps read it "
+                "as a variable. Use letters, digits and '_' only."
+            )
+        if type(self.default) not in TYPES:
+            raise ParameterError(
+                f"Parameter `{self.name}` has default {self.default!r} of type "
+                f"{type(self.default).__name__}; a parameter is a String, Integer, Float or Boolean, "
+                "and its type comes from its default. Give it a literal str, int, float or bool."
+            )
+        if self.enum_values is not None:
+            object.__setattr__(self, "enum_values", tuple(self.enum_values))
+            self.check_enum(self.default)
+
+    def check_enum(self, value: Any) -> None:
+        if self.enum_values is not None and value not in self.enum_values:
+            raise ParameterError(
+                f"Parameter `{self.name}` got {value!r}, which is not one of its allowed values "
+                f"{list(self.enum_values)}. Pass one of those."
+            )
+
+    def parse(self, value: Any) -> Any:
+        """Convert an override (a string from the command line, or a Python value) to our type."""
+        kind = type(self.default)
+        try:
+            if isinstance(value, str) and kind is not str:
+                text = value.strip()
+                if kind is bool:
+                    if text.lower() not in _TRUE | _FALSE:
+                        raise ValueError
+                    result = text.lower() in _TRUE
+                else:
+                    result = kind(text)
+            elif kind is float and type(value) in (int, float):
+                result = float(value)
+            elif type(value) is kind:
+                result = value
+            else:
+                raise ValueError
+        except ValueError:
+            raise ParameterError(
+                f"Parameter `{self.name}` is a {self.type} (default {self.default!r}), but the value "
+                f"given was {value!r}, which is not a valid {self.type}. "
+                + _HINTS[self.type]
+            ) from None
+        self.check_enum(result)
+        return result
+
+
+_HINTS = {
+    "Integer": "Pass a whole number, e.g. --param NAME=3.",
+    "Float": "Pass a number, e.g. --param NAME=6.0.",
+    "Boolean": "Pass true or false.",
+    "String": "Pass a string.",
+}
+
+
+def parse_parameters_cell(code: str) -> list[Parameter]:
+    """The ``%%parameters`` cell: plain assignments of literal defaults, one per line."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise ParameterError(
+            f"The parameters cell is not valid Python ({exc.msg} at line {exc.lineno}). It must hold "
+            "plain assignments such as `mse_threshold = 6.0`."
+        ) from None
+    params = []
+    for stmt in tree.body:
+        text = ast.get_source_segment(code, stmt)
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)):
+            raise ParameterError(
+                f"Line {stmt.lineno} of the parameters cell, `{text}`, is not a plain assignment. "
+                "A parameters cell holds only lines like `name = <literal>` (e.g. "
+                "`mse_threshold = 6.0`); compute derived values in a step."
+            )
+        try:
+            default = ast.literal_eval(stmt.value)
+        except ValueError:
+            raise ParameterError(
+                f"Parameter `{stmt.targets[0].id}` on line {stmt.lineno} has the default "
+                f"`{ast.get_source_segment(code, stmt.value)}`, which is not a literal. Defaults must "
+                "be literal strings, integers, floats or booleans, so the pipeline can be exported."
+            ) from None
+        params.append(Parameter(stmt.targets[0].id, default))
+    return params
+
+
+def resolve(parameters: dict[str, Parameter], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The values a run uses: defaults, replaced by parsed overrides."""
+    values = {name: p.default for name, p in parameters.items()}
+    for name, value in (overrides or {}).items():
+        if name not in parameters:
+            known = ", ".join(f"`{n}`" for n in parameters) or "none"
+            raise ParameterError(
+                f"Unknown parameter `{name}`.{did_you_mean(name, parameters)} The pipeline's "
+                f"parameters are: {known}."
+            )
+        values[name] = parameters[name].parse(value)
+    return values
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """``["a=1", "b=x"]`` (``--param`` values) as a dict of strings."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(
+                f"--param {item!r} is not of the form NAME=VALUE (e.g. --param mse_threshold=3.0)."
+            )
+        out[name.strip()] = value
+    return out

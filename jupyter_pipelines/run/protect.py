@@ -1,0 +1,49 @@
+"""Inputs a step cannot change for anyone else.
+
+A step gets a *protected* view of each input, chosen by type so that the common large values
+cost almost nothing:
+- pandas objects: a shallow copy; with pandas' copy-on-write (the default from pandas 3) any
+  change the step makes copies the data first, so the producer's value is untouched;
+- numpy arrays: a read-only view (a step that writes into one gets a clear error);
+- immutable scalars, strings, tuples of them: passed as they are;
+- anything else (dicts, lists, models...): a deep copy.
+``benchmarks/overhead.py`` measures what this costs.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), frozenset, range)
+
+
+def protect(value: Any) -> Any:
+    """The view of ``value`` a step gets (numpy and pandas are looked up only if loaded)."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, tuple) and all(isinstance(v, _IMMUTABLE) for v in value):
+        return value
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.ndarray):
+            view = value.view()
+            view.flags.writeable = False
+            return view
+        if isinstance(value, np.generic):
+            return value
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+        return value.copy(deep=not _copy_on_write(pd))
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value  # not copyable (open files, generators): shared as is, documented
+
+
+def _copy_on_write(pd) -> bool:
+    try:
+        return int(pd.__version__.split(".")[0]) >= 3 or bool(pd.get_option("mode.copy_on_write"))
+    except Exception:  # pragma: no cover - option missing in very old pandas
+        return False

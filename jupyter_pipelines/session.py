@@ -1,0 +1,150 @@
+"""The kernel side: the one place that wires the notebook's pipeline to an IPython shell.
+
+It keeps the notebook's context (imports and definitions of ordinary code cells) up to date,
+rejects steps that read kernel variables, runs steps, and binds their outputs into the
+notebook's namespace for inspection.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import ExecutionFailed, IsolationError, RunError, StepFailed
+from .graph import unknown_input
+from .execution import Execution, StepRecord, outcome_text
+from .parameters import parse_parameters_cell
+from .pipeline import Pipeline
+from .run.protect import protect
+from .source import Context
+from .steps import Step, make_step
+
+
+def notebook_name() -> str:
+    """The notebook's name if the front end tells the kernel (JupyterLab, VS Code)."""
+    path = os.environ.get("JPY_SESSION_NAME") or ""
+    stem = Path(path).stem if path.endswith(".ipynb") else ""
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "-" for c in stem)[:64]
+    return cleaned or "pipeline"
+
+
+class Session:
+    def __init__(self, shell):
+        self.shell = shell
+        self.pipeline = Pipeline(notebook_name())
+        # Cells run before the extension was loaded are in the history (when it is kept);
+        # later ones arrive through the post_run_cell event, which fires also for front ends
+        # that do not store history (nbval, some test harnesses).
+        history = shell.user_ns.get("In", [])
+        self._cells: list[str] = [c for c in history if isinstance(c, str) and _defines(c)]
+        shell.events.register("post_run_cell", self._on_cell)
+
+    def close(self) -> None:
+        self.shell.events.unregister("post_run_cell", self._on_cell)
+
+    def _on_cell(self, result) -> None:
+        raw = getattr(getattr(result, "info", None), "raw_cell", None) or ""
+        if raw.lstrip().startswith("%%"):
+            return  # a cell magic's body is not notebook context
+        try:
+            code = self.shell.transform_cell(raw)
+        except Exception:
+            return
+        if _defines(code):
+            self._cells.append(code)
+
+    # -- context and isolation -------------------------------------------------------------
+    def refresh_context(self) -> None:
+        self.pipeline.context = Context.from_cells(self._cells)
+
+    def check_isolation(self, step: Step) -> None:
+        unknown: dict[str, list[str]] = {}
+        self.pipeline.graph(unknown)
+        for name in unknown.get(step.name, []):
+            if name in self.shell.user_ns and name not in self.shell.user_ns_hidden:
+                raise IsolationError(
+                    f"Step `{step.name}` reads `{name}`, a kernel variable that is neither a "
+                    f"parameter nor an output of another step. Steps are isolated so the pipeline "
+                    f"runs the same headless: make `{name}` an output of a step (assign it in a "
+                    f"%%step cell) or a parameter (in %%parameters), or compute it in this step."
+                )
+            raise unknown_input(step.name, name, self.pipeline.known_names())
+
+    # -- defining and running ----------------------------------------------------------------
+    def define_parameters(self, code: str) -> list:
+        params = parse_parameters_cell(code)
+        for p in params:
+            self.pipeline.add_parameter(p.name, p.default)
+            self.shell.user_ns[p.name] = p.default
+        return params
+
+    def define_step(self, name: str, code: str, kind: str, **kwargs: Any) -> Step:
+        self.refresh_context()
+        step = make_step(name, code, kind, **kwargs)
+        previous = self.pipeline.steps.get(name)
+        self.pipeline.add_step(step)
+        try:
+            self.check_isolation(step)
+        except Exception:
+            if previous is None:
+                del self.pipeline.steps[name]
+            else:
+                self.pipeline.steps[name] = previous
+            raise
+        return step
+
+    def run_step(self, name: str) -> Execution:
+        execution = self.pipeline.run_step(name, listeners=[self.report], echo=True)
+        self.bind(execution)
+        record = execution.steps[name]
+        if record.status == "Failed":
+            raise _failure(record)
+        if record.status == "NotRun":
+            failed = [r for r in execution.steps.values() if r.status == "Failed"]
+            if failed:
+                raise RunError(
+                    f"Step `{name}` did not run because upstream step `{failed[0].name}` failed: "
+                    f"{failed[0].failure_reason}"
+                )
+        return execution
+
+    def run(self, parameters: dict[str, Any] | None = None) -> Execution:
+        self.refresh_context()
+        execution = self.pipeline.start(parameters, listeners=[self.report], echo=True)
+        self.bind(execution)
+        return execution
+
+    def bind(self, execution: Execution) -> None:
+        for record in execution.steps.values():
+            if record.status in ("Succeeded", "Cached"):
+                for key, value in record.outputs.items():
+                    if key.isidentifier():
+                        self.shell.user_ns[key] = protect(value)
+
+    @staticmethod
+    def report(event: str, *, execution: Execution, step: str | None = None,
+               record: StepRecord | None = None, **future: Any) -> None:
+        """A plain-text progress line per finished step (the widget replaces this later)."""
+        if event != "step_finished" or record is None:
+            return
+        took = f" in {record.duration:.2f}s" if record.duration is not None else ""
+        detail = outcome_text(record)
+        if record.status == "Succeeded" and record.outputs and not detail:
+            detail = "outputs: " + ", ".join(
+                f"{k} ({type(v).__name__})" for k, v in record.outputs.items())
+        print(f"{record.name} · {record.kind} · {record.status}{took}"
+              + (f" · {detail}" if detail and record.status != "Failed" else ""))
+
+
+def _defines(code: str) -> bool:
+    """Cheap test: may this cell hold imports or definitions?"""
+    return any(word in code for word in ("import ", "def ", "class "))
+
+
+def _failure(record: StepRecord) -> Exception:
+    if record.traceback:
+        return StepFailed(record.failure_reason or "", record.traceback)
+    if record.kind == "fail":
+        return ExecutionFailed(f"Fail step `{record.name}`: {record.failure_reason}")
+    return RunError(record.failure_reason or f"Step `{record.name}` failed.")

@@ -1,0 +1,170 @@
+"""The `Step` value, the `Kind` protocol every kind implements, and running user code."""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import CodeType, MappingProxyType
+from typing import Any
+
+from ..errors import ContractError, DefinitionError, StepFailed, did_you_mean
+from ..source import analyze, parse
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: str
+    code: str
+    reads: tuple[str, ...]          # names resolved against parameters and upstream outputs
+    outputs: tuple[str, ...]
+    depends_on: tuple[str, ...] = ()
+    step_refs: tuple[str, ...] = ()  # steps whose single output this step consumes (transform)
+    options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    compiled: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def filename(self) -> str:
+        return f"<step {self.name}>"
+
+    @property
+    def branches(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(self.options.get("if_steps", ())), tuple(self.options.get("else_steps", ()))
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a step may know about the run it is part of."""
+
+    execution_id: str
+    home: Path
+    parameters: MappingProxyType
+
+
+@dataclass
+class StepOutcome:
+    outputs: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Kind:
+    """A step kind. Subclasses set `name`, `sagemaker_type`, `options` and may override
+    `check_options` (define time) and `run` (run time)."""
+
+    name = ""
+    sagemaker_type = ""
+    options: dict[str, Any] = {}        # option name -> default
+    produces: str | None = None         # the output a kind makes itself (e.g. predictions)
+    single_expression = False
+
+    def define(self, name, code, *, inputs, outputs, depends_on, options) -> Step:
+        where = f"step `{name}`"
+        unknown = [k for k in options if k not in self.options]
+        if unknown:
+            allowed = ", ".join(f"`{k}`" for k in self.options) or "no options"
+            raise DefinitionError(
+                f"Step `{name}` of kind {self.name} does not take the option `{unknown[0]}`."
+                f"{did_you_mean(unknown[0], self.options)} A {self.name} step takes {allowed}."
+            )
+        opts = {k: options.get(k, default) for k, default in self.options.items()}
+        opts = self.check_options(name, opts)
+        code = code.strip("\n")
+        if self.single_expression:
+            tree = parse(code, where)
+            if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+                raise DefinitionError(
+                    f"Step `{name}` is a {self.name} step, so its cell must be exactly one Python "
+                    f"expression ({self.expression_hint}); found "
+                    + (f"`{ast.unparse(tree.body[0])[:60]}`." if tree.body else "an empty cell.")
+                )
+        info = analyze(code, where)
+        reads = list(inputs) if inputs is not None else list(info.reads)
+        reads += [n for n in self.extra_reads(opts, info.writes) if n not in reads]
+        if outputs is not None:
+            outs = list(outputs)
+        elif self.produces:
+            outs = [self.produces]
+        else:
+            outs = list(info.writes)
+        if self.produces and len(outs) != 1:
+            raise DefinitionError(
+                f"Step `{name}` is a {self.name} step and makes exactly one output "
+                f"(default `{self.produces}`); --outputs gave {outs}."
+            )
+        step = Step(
+            name=name, kind=self.name, code=code, reads=tuple(reads), outputs=tuple(outs),
+            depends_on=tuple(depends_on or ()), step_refs=tuple(self.step_refs(opts)),
+            options=MappingProxyType(opts),
+            compiled=self.compile(name, code),
+        )
+        self.check_step(step)
+        return step
+
+    expression_hint = ""
+
+    def check_options(self, name: str, opts: dict) -> dict:
+        return opts
+
+    def extra_reads(self, opts: dict, writes: tuple[str, ...]) -> list[str]:
+        return []
+
+    def step_refs(self, opts: dict) -> list[str]:
+        return []
+
+    def check_step(self, step: Step) -> None:
+        pass
+
+    def compile(self, name: str, code: str) -> CodeType:
+        filename = f"<step {name}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        mode = "eval" if self.single_expression else "exec"
+        return compile(code, filename, mode)
+
+    def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
+        execute(step, ns)
+        return StepOutcome(collect_outputs(step, ns))
+
+
+def execute(step: Step, ns: dict, code: CodeType | None = None) -> Any:
+    """Run the step's code in ``ns``; a user exception becomes `StepFailed` with the user's
+    own traceback (our frames cut off)."""
+    code = code or step.compiled
+    try:
+        return eval(code, ns)  # eval runs exec-mode code too, and returns an expression's value
+    except Exception as exc:
+        raise StepFailed(
+            f"Step `{step.name}` raised {type(exc).__name__}: {exc}{_hint(exc)}",
+            user_traceback(exc, step.filename),
+        ) from exc
+
+
+def _hint(exc: Exception) -> str:
+    if isinstance(exc, ValueError) and "read-only" in str(exc):
+        return (" (a step's inputs are read-only so it cannot change another step's outputs; "
+                "take a copy first, e.g. `x = x.copy()`)")
+    if isinstance(exc, NameError):
+        return (" (a step sees only its inputs, the parameters and the notebook's imports and "
+                "definitions)")
+    return ""
+
+
+def user_traceback(exc: BaseException, filename: str) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return "".join(lines)
+
+
+def collect_outputs(step: Step, ns: dict) -> dict[str, Any]:
+    missing = [name for name in step.outputs if name not in ns]
+    if missing:
+        raise ContractError(
+            f"Step `{step.name}` should output {', '.join(f'`{m}`' for m in missing)} but its code "
+            "never assigned it (perhaps only in a branch of an if that did not run). Assign it on "
+            "every path, or remove it from --outputs."
+        )
+    return {name: ns[name] for name in step.outputs}

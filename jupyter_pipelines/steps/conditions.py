@@ -1,0 +1,162 @@
+"""`condition` (SageMaker Condition) and `fail` (SageMaker Fail) steps.
+
+A condition's cell is one boolean expression built from comparisons (``== != < <= > >=``,
+``in``, ``not in``), ``not``, ``and`` and ``or`` over operands that are inputs, parameters,
+literals, or subscripts/attributes of them (``report["mse"]["value"]``). Each comparison's
+operands are evaluated separately so their values can be recorded and shown.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from ..errors import ContractError, DefinitionError, ExecutionFailed
+from ..parameters import check_name
+from .base import Kind, RunContext, Step, StepOutcome, execute
+
+COMPARISONS = {
+    ast.Eq: "Equals", ast.NotEq: "NotEquals", ast.Lt: "LessThan", ast.LtE: "LessThanOrEqualTo",
+    ast.Gt: "GreaterThan", ast.GtE: "GreaterThanOrEqualTo", ast.In: "In", ast.NotIn: "NotIn",
+}
+_SYMBOLS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+            ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in"}
+_OPERANDS = (ast.Name, ast.Constant, ast.Subscript, ast.Attribute, ast.List, ast.Tuple, ast.Set,
+             ast.Slice, ast.expr_context, ast.USub, ast.UAdd)
+_SIGNS = (ast.USub, ast.UAdd)
+
+
+class ConditionKind(Kind):
+    name = "condition"
+    sagemaker_type = "Condition"
+    options = {"if_steps": (), "else_steps": ()}
+    single_expression = True
+    expression_hint = "e.g. `report['mse'] <= mse_threshold`"
+
+    def check_options(self, name: str, opts: dict) -> dict:
+        if_steps, else_steps = tuple(opts["if_steps"] or ()), tuple(opts["else_steps"] or ())
+        for branch in if_steps + else_steps:
+            check_name(branch, "Branch step")
+        both = sorted(set(if_steps) & set(else_steps))
+        if both:
+            raise DefinitionError(
+                f"Condition `{name}` lists {both} in both --if and --else; a step belongs to one "
+                "branch only."
+            )
+        if name in if_steps + else_steps:
+            raise DefinitionError(f"Condition `{name}` names itself as a branch step.")
+        return {"if_steps": if_steps, "else_steps": else_steps}
+
+    def check_step(self, step: Step) -> None:
+        expr = ast.parse(step.code, mode="eval").body
+        for node in _leaves(expr):
+            if not _is_operand(node):
+                raise DefinitionError(
+                    f"Condition `{step.name}` uses `{ast.unparse(node)}`, which is not a comparison, "
+                    "`not`, `and`, `or`, or an operand (an input, a parameter, a literal, or a "
+                    "subscript of one). Compute the value in an upstream step and compare its output."
+                )
+
+    def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
+        operands: list[dict] = []
+        expr = ast.parse(step.code, mode="eval").body
+        outcome = _evaluate(step, expr, ns, operands)
+        if not isinstance(outcome, bool):
+            raise ContractError(
+                f"Condition `{step.name}` evaluated to {outcome!r} ({type(outcome).__name__}), not "
+                "True or False. Make the expression a comparison, e.g. `x <= threshold`."
+            )
+        meta = {"Outcome": str(outcome), "Expression": step.code, "Comparisons": operands}
+        return StepOutcome({}, {"Condition": meta})
+
+
+def _leaves(node: ast.expr):
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            yield from _leaves(value)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield from _leaves(node.operand)
+    elif isinstance(node, ast.Compare):
+        for op in node.ops:
+            if type(op) not in COMPARISONS:
+                yield ast.Compare(left=node.left, ops=[op], comparators=node.comparators[:1])
+        yield node.left
+        yield from node.comparators
+    else:
+        yield node
+
+
+def _is_operand(node: ast.expr) -> bool:
+    return all(
+        isinstance(n, _OPERANDS) or (isinstance(n, ast.UnaryOp) and isinstance(n.op, _SIGNS))
+        for n in ast.walk(node)
+    )
+
+
+def _value(step: Step, node: ast.expr, ns: dict) -> Any:
+    code = compile(ast.Expression(node), step.filename, "eval")
+    return plain(execute(step, ns, code))
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars as Python scalars, so recorded operands are JSON-able."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return item()
+    return value
+
+
+def _evaluate(step: Step, node: ast.expr, ns: dict, record: list[dict]) -> Any:
+    if isinstance(node, ast.BoolOp):
+        is_and = isinstance(node.op, ast.And)
+        for value in node.values:
+            result = _evaluate(step, value, ns, record)
+            if bool(result) != is_and:
+                return result
+        return result
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return not _evaluate(step, node.operand, ns, record)
+    if isinstance(node, ast.Compare):
+        left_node, left = node.left, _value(step, node.left, ns)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _value(step, right_node, ns)
+            try:
+                result = plain(_compare(op, left, right))
+            except TypeError as exc:
+                raise ContractError(
+                    f"Condition `{step.name}` cannot compare `{ast.unparse(left_node)}` = {left!r} "
+                    f"with `{ast.unparse(right_node)}` = {right!r}: {exc}."
+                ) from None
+            record.append({
+                "Type": COMPARISONS[type(op)], "Operator": _SYMBOLS[type(op)],
+                "LeftExpression": ast.unparse(left_node), "LeftValue": left,
+                "RightExpression": ast.unparse(right_node), "RightValue": right,
+                "Outcome": str(result) if isinstance(result, bool) else repr(result),
+            })
+            if not result:
+                return result
+            left_node, left = right_node, right
+        return result
+    return _value(step, node, ns)
+
+
+def _compare(op: ast.cmpop, a: Any, b: Any) -> Any:
+    import operator
+
+    table = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
+             ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+             ast.In: lambda x, y: x in y, ast.NotIn: lambda x, y: x not in y}
+    return table[type(op)](a, b)
+
+
+class FailKind(Kind):
+    """The cell is an expression (an f-string is fine) giving the failure message."""
+
+    name = "fail"
+    sagemaker_type = "Fail"
+    single_expression = True
+    expression_hint = 'e.g. f"MSE {mse} is above {mse_threshold}"'
+
+    def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
+        message = str(execute(step, ns))
+        raise ExecutionFailed(message)

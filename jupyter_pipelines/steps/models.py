@@ -1,0 +1,185 @@
+"""`register-model` (SageMaker RegisterModel), `create-model` (SageMaker Model) and
+`transform` (SageMaker Transform) steps.
+
+Their cell may hold code that runs first (its assignments stay private to the step); the kind's
+action then takes the names it needs from the step's namespace. Each makes one output of its
+own: a `ModelPackage`, a `ModelEntity` and the ``predictions``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .. import registry
+from ..errors import ContractError, DefinitionError
+from ..parameters import check_name
+from .base import Kind, RunContext, Step, StepOutcome, execute
+from .processing import check_fitted
+
+
+def _required(step_name: str, kind: str, opts: dict, *names: str) -> None:
+    for name in names:
+        if not opts.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise DefinitionError(
+                f"Step `{step_name}` is a {kind} step and needs {flag} (option `{name}`); it was "
+                "not given."
+            )
+
+
+def _lookup(step: Step, ns: dict, name: str, what: str) -> Any:
+    if name not in ns:
+        raise ContractError(
+            f"Step `{step.name}` needs `{name}` as its {what}, but no input, parameter or "
+            f"assignment in the cell is called `{name}`."
+        )
+    return ns[name]
+
+
+class RegisterModelKind(Kind):
+    name = "register-model"
+    sagemaker_type = "RegisterModel"
+    options = {"model": None, "group": None, "approval_status": "PendingManualApproval",
+               "metrics": None}
+    produces = "model_package"
+
+    def check_options(self, name: str, opts: dict) -> dict:
+        _required(name, self.name, opts, "model", "group")
+        check_name(opts["group"], "Model package group")
+        status = opts["approval_status"]
+        if status not in registry.APPROVAL_STATUSES and not str(status).isidentifier():
+            raise DefinitionError(
+                f"Step `{name}`: --approval-status {status!r} is neither one of "
+                f"{list(registry.APPROVAL_STATUSES)} nor the name of a parameter."
+            )
+        return opts
+
+    def extra_reads(self, opts: dict, writes: tuple[str, ...]) -> list[str]:
+        names = [opts["model"], opts["metrics"]]
+        if opts["approval_status"] not in registry.APPROVAL_STATUSES:
+            names.append(opts["approval_status"])
+        return [n for n in names if n and n not in writes]
+
+    def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
+        execute(step, ns)
+        opts = step.options
+        model = _lookup(step, ns, opts["model"], "model (--model)")
+        check_fitted(step.name, opts["model"], model)
+        status = opts["approval_status"]
+        if status not in registry.APPROVAL_STATUSES:
+            status = _lookup(step, ns, status, "approval status (--approval-status)")
+            if status not in registry.APPROVAL_STATUSES:
+                raise ContractError(
+                    f"Step `{step.name}`: the approval status `{opts['approval_status']}` is "
+                    f"{status!r}; it must be one of {list(registry.APPROVAL_STATUSES)}."
+                )
+        metrics = _lookup(step, ns, opts["metrics"], "metrics (--metrics)") if opts["metrics"] else None
+        package = registry.register(
+            opts["group"], model, approval_status=status, metrics=metrics,
+            execution_id=ctx.execution_id, step_name=step.name, home=ctx.home,
+        )
+        meta = {"RegisterModel": {"Group": package.group, "Version": package.version,
+                                  "ModelApprovalStatus": package.approval_status}}
+        return StepOutcome({step.outputs[0]: package}, meta)
+
+
+@dataclass(frozen=True)
+class ModelEntity:
+    """A model packaged with its inference function, ready for batch transform."""
+
+    name: str
+    model: Any
+    predict_fn: Callable[[Any, Any], Any] | None = None
+
+    def predict(self, data: Any) -> Any:
+        if self.predict_fn is not None:
+            return self.predict_fn(self.model, data)
+        return self.model.predict(data)
+
+    def __repr__(self) -> str:
+        how = "custom predict(model, data)" if self.predict_fn else "model.predict"
+        return f"ModelEntity({self.name!r}, {type(self.model).__name__}, {how})"
+
+
+class CreateModelKind(Kind):
+    name = "create-model"
+    sagemaker_type = "Model"
+    options = {"model": None}
+    produces = "model_entity"
+
+    def check_options(self, name: str, opts: dict) -> dict:
+        _required(name, self.name, opts, "model")
+        return opts
+
+    def extra_reads(self, opts: dict, writes: tuple[str, ...]) -> list[str]:
+        return [opts["model"]] if opts["model"] not in writes else []
+
+    def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
+        execute(step, ns)
+        model = _lookup(step, ns, step.options["model"], "model (--model)")
+        check_fitted(step.name, step.options["model"], model)
+        defines_predict = any(
+            isinstance(s, ast.FunctionDef) and s.name == "predict" for s in ast.parse(step.code).body
+        )
+        entity = ModelEntity(step.name, model, ns["predict"] if defines_predict else None)
+        return StepOutcome({step.outputs[0]: entity})
+
+
+class TransformKind(Kind):
+    name = "transform"
+    sagemaker_type = "Transform"
+    options = {"model": None, "data": None, "batch_size": 1024}
+    produces = "predictions"
+
+    def check_options(self, name: str, opts: dict) -> dict:
+        _required(name, self.name, opts, "model", "data")
+        size = opts["batch_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise DefinitionError(
+                f"Step `{name}`: --batch-size must be a positive whole number; got {size!r}."
+            )
+        return opts
+
+    def extra_reads(self, opts: dict, writes: tuple[str, ...]) -> list[str]:
+        return [opts["data"]] if opts["data"] not in writes else []
+
+    def step_refs(self, opts: dict) -> list[str]:
+        return [opts["model"]]
+
+    def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
+        execute(step, ns)
+        entity = ns["__refs__"][step.options["model"]]
+        data = _lookup(step, ns, step.options["data"], "data (--data)")
+        if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
+            raise ContractError(
+                f"Step `{step.name}`: --data `{step.options['data']}` is a {type(data).__name__}; "
+                "a transform needs a DataFrame, an array or another sequence of rows."
+            )
+        predictions = batch_predict(step.name, entity, data, step.options["batch_size"])
+        return StepOutcome({step.outputs[0]: predictions},
+                           {"Transform": {"Rows": len(data), "BatchSize": step.options["batch_size"]}})
+
+
+def batch_predict(step: str, entity: ModelEntity, data: Any, size: int) -> Any:
+    import numpy as np
+
+    rows = data.iloc if hasattr(data, "iloc") else data
+    parts = []
+    for start in range(0, len(data), size):
+        batch = rows[start:start + size]
+        out = np.asarray(entity.predict(batch))
+        if len(out) != len(batch):
+            raise ContractError(
+                f"Step `{step}`: the model returned {len(out)} predictions for a batch of "
+                f"{len(batch)} rows (rows {start}..{start + len(batch) - 1}); predictions must be "
+                "one per row."
+            )
+        parts.append(out)
+    values = np.concatenate(parts) if parts else np.empty(0)
+    if hasattr(data, "index"):
+        import pandas as pd
+
+        return pd.Series(values, index=data.index, name="prediction")
+    return values
