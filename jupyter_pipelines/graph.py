@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import CycleError, DuplicateOutputError, UnknownReferenceError, did_you_mean
 from .source import BUILTIN_NAMES
 from .steps import Step
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):  # a NamedTuple: big graphs make many of these
     source: str
     target: str
     label: str | None  # the data name, "True"/"False" for branches, None for order-only

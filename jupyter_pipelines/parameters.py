@@ -79,12 +79,16 @@ class Parameter:
                 raise ValueError
         except ValueError:
             raise ParameterError(
-                f"Parameter `{self.name}` is a {self.type} (default {self.default!r}), but the value "
-                f"given was {value!r}, which is not a valid {self.type}. "
+                f"Parameter `{self.name}` is {_a(self.type)} (default {self.default!r}), but the "
+                f"value given was {value!r}, which is not a valid {self.type}. "
                 + _HINTS[self.type]
             ) from None
         self.check_enum(result)
         return result
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "AEIOU" else "a ") + word
 
 
 _HINTS = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -40,7 +39,8 @@ class Pipeline:
         self.name = name
         self.home = Path(home) if home else None
         self.executor = executor
-        self.context = context or Context()
+        self._context = context or Context()
+        self._graph: tuple[Graph, dict[str, list[str]]] | None = None
         self.parameters: dict[str, Parameter] = {}
         self.steps: dict[str, Step] = {}
         self.listeners: list[Listener] = []
@@ -48,9 +48,20 @@ class Pipeline:
         self._memory: dict[str, tuple[str, StepRecord, str]] = {}
 
     # -- definition ------------------------------------------------------------------
+    @property
+    def context(self) -> Context:
+        """The imports and definitions every step runs with."""
+        return self._context
+
+    @context.setter
+    def context(self, value: Context) -> None:
+        if value != self._context:
+            self._context, self._graph = value, None
+
     def add_parameter(self, name: str, default: Any, *, enum_values=None) -> Parameter:
         param = Parameter(name, default, enum_values)
         self.parameters[name] = param
+        self._graph = None
         return param
 
     def add_step(self, name: str | Step, code: str = "", kind: str = "processing", *,
@@ -59,6 +70,7 @@ class Pipeline:
         step = name if isinstance(name, Step) else make_step(
             name, code, kind, inputs=inputs, outputs=outputs, depends_on=depends_on, **options)
         self.steps[step.name] = step
+        self._graph = None
         return step
 
     def remove_step(self, name: str) -> None:
@@ -67,14 +79,27 @@ class Pipeline:
                 f"There is no step `{name}` to remove.{did_you_mean(name, self.steps)}")
         del self.steps[name]
         self._memory.pop(name, None)
+        self._graph = None
 
     def reset(self) -> None:
         self.parameters.clear()
         self.steps.clear()
         self._memory.clear()
+        self._graph = None
 
     def graph(self, unknown_names: dict[str, list[str]] | None = None) -> Graph:
-        return build(self.steps, self.parameters, self.context.names, unknown_names)
+        """The validated DAG (built once per change of the definition). Names no parameter,
+        output or context provides raise, unless ``unknown_names`` collects them."""
+        if self._graph is None:
+            unknown: dict[str, list[str]] = {}
+            self._graph = build(self.steps, self.parameters, self.context.names, unknown), unknown
+        graph, unknown = self._graph
+        if unknown_names is not None:
+            unknown_names.update(unknown)
+        elif unknown:
+            step, names = next(iter(unknown.items()))
+            raise unknown_input(step, names[0], self.known_names())
+        return graph
 
     def known_names(self) -> list[str]:
         """Parameters and step outputs: what a step may read besides the context."""
@@ -157,14 +182,11 @@ def fingerprints(graph: Graph, values: dict[str, Any], context: Context) -> dict
     """A digest per step of everything its results depend on: its definition, the values of
     the parameters it reads, the notebook definitions it uses, and its upstream digests."""
     prints: dict[str, str] = {}
+    has_context = bool(context.snippets)
     for name in graph.order:
         step = graph.steps[name]
-        doc = {
-            "kind": step.kind, "code": step.code, "reads": step.reads, "outputs": step.outputs,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in step.options.items()},
-            "params": {p: repr(values[p]) for p in graph.params[name]},
-            "context": context.digest(set(step.reads)),
-            "upstream": [prints[u] for u in graph.upstream[name]],
-        }
-        prints[name] = hashlib.sha256(json.dumps(doc, sort_keys=True, default=repr).encode()).hexdigest()
+        parts = [step.digest, *(f"{p}={values[p]!r}" for p in graph.params[name]),
+                 context.digest(set(step.reads)) if has_context else "",
+                 *(prints[u] for u in graph.upstream[name])]
+        prints[name] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return prints

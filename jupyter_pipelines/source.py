@@ -42,11 +42,69 @@ def analyze(code: str, where: str = "<step>") -> CodeInfo:
     bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
     bound |= {c.get_name() for c in table.get_children()}  # def/class at top level
     free = _global_uses(table) - bound - BUILTIN_NAMES
+    free |= _read_before_bound(tree.body, bound)  # `df = df.dropna()` reads `df`
     used: dict[str, None] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in free:
             used.setdefault(node.id, None)
-    return CodeInfo(tuple(used), tuple(_top_level_writes(tree.body)))
+    writes = [n for n in _bindings(tree.body) if not n.startswith("_")]
+    return CodeInfo(tuple(used), tuple(writes))
+
+
+def _read_before_bound(body: list[ast.stmt], bound: set[str], so_far: set[str] | None = None) -> set[str]:
+    """Names bound somewhere in the cell but read, at module level, before that binding.
+    Function bodies run later, so their uses do not count here."""
+    so_far = set() if so_far is None else so_far
+    reads: set[str] = set()
+
+    def parts(*nodes) -> set[str]:
+        return set().union(*(_immediate_loads(n) for n in nodes if n is not None)) & bound
+
+    for stmt in body:
+        if isinstance(stmt, (ast.For, ast.AsyncFor)):
+            reads |= parts(stmt.iter) - so_far
+            so_far |= set(_targets(stmt.target))
+            blocks = [stmt.body, stmt.orelse]
+        elif isinstance(stmt, (ast.If, ast.While)):
+            reads |= parts(stmt.test) - so_far
+            so_far |= {n.target.id for n in ast.walk(stmt.test) if isinstance(n, ast.NamedExpr)}
+            blocks = [stmt.body, stmt.orelse]
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            reads |= parts(*[i.context_expr for i in stmt.items]) - so_far
+            so_far |= {n for i in stmt.items if i.optional_vars for n in _targets(i.optional_vars)}
+            blocks = [stmt.body]
+        elif isinstance(stmt, ast.Try):
+            so_far |= {h.name for h in stmt.handlers if h.name}
+            blocks = [stmt.body, *[h.body for h in stmt.handlers], stmt.orelse, stmt.finalbody]
+        else:
+            reads |= parts(stmt) - so_far
+            blocks = []
+        for block in blocks:
+            reads |= _read_before_bound(block, bound, so_far)
+        so_far |= set(_bindings([stmt]))
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            so_far |= {a.asname or a.name.split(".")[0] for a in stmt.names}
+        if isinstance(stmt, _SCOPES):
+            so_far.add(stmt.name)
+    return reads
+
+
+def _immediate_loads(stmt: ast.stmt) -> set[str]:
+    loads: set[str] = set()
+    local: set[str] = set()
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            stack.extend(getattr(node, "decorator_list", []))
+            stack.extend(node.args.defaults + [d for d in node.args.kw_defaults if d])
+            continue
+        if isinstance(node, ast.comprehension):
+            local |= set(_targets(node.target))
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.add(node.id)
+        stack.extend(ast.iter_child_nodes(node))
+    return loads - local
 
 
 def _global_uses(table: symtable.SymbolTable) -> set[str]:
@@ -73,8 +131,8 @@ def _targets(node: ast.AST) -> list[str]:
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
-def _top_level_writes(body: list[ast.stmt]) -> list[str]:
-    """Public names assigned at module level, also inside if/for/with/try blocks."""
+def _bindings(body: list[ast.stmt]) -> list[str]:
+    """Names assigned at module level, also inside if/for/with/try blocks, in order."""
     names: dict[str, None] = {}
     for stmt in body:
         if isinstance(stmt, _SCOPES):
@@ -89,13 +147,13 @@ def _top_level_writes(body: list[ast.stmt]) -> list[str]:
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             found = [n for i in stmt.items if i.optional_vars for n in _targets(i.optional_vars)]
         found += [n.target.id for n in ast.walk(stmt) if isinstance(n, ast.NamedExpr)]
-        inner = [getattr(stmt, f, []) for f in ("body", "orelse", "finalbody")]
-        inner += [h.body for h in getattr(stmt, "handlers", [])]
+        inner = [getattr(stmt, "body", [])] + [h.body for h in getattr(stmt, "handlers", [])]
+        inner += [getattr(stmt, f, []) for f in ("orelse", "finalbody")]
         for block in inner:
-            found += _top_level_writes(block)
+            found += _bindings(block)
         for name in found:
             names.setdefault(name, None)
-    return [n for n in names if not n.startswith("_")]
+    return list(names)
 
 
 # -- the notebook's context -----------------------------------------------------------------

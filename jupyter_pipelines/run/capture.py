@@ -51,13 +51,14 @@ def installed(echo: bool = False):
         sys.stdout, sys.stderr = saved
 
 
-@contextmanager
-def captured():
-    """Inside a step (any thread): collect what it prints. Yields the two buffers."""
+def begin() -> tuple[io.StringIO, io.StringIO, tuple]:
+    """Inside a step (any thread): start collecting what it prints. A pair of plain calls
+    rather than a context manager: this is on every step's path."""
     out, err = io.StringIO(), io.StringIO()
-    prev = getattr(_local, "stdout", None), getattr(_local, "stderr", None)
+    previous = getattr(_local, "stdout", None), getattr(_local, "stderr", None)
     _local.stdout, _local.stderr = out, err
-    try:
-        yield out, err
-    finally:
-        _local.stdout, _local.stderr = prev
+    return out, err, previous
+
+
+def end(previous: tuple) -> None:
+    _local.stdout, _local.stderr = previous

@@ -6,7 +6,8 @@ cost almost nothing:
   change the step makes copies the data first, so the producer's value is untouched;
 - numpy arrays: a read-only view (a step that writes into one gets a clear error);
 - immutable scalars, strings, tuples of them: passed as they are;
-- anything else (dicts, lists, models...): a deep copy.
+- dicts, lists and sets of immutable values: a shallow copy;
+- anything else (nested containers, models...): a deep copy.
 ``benchmarks/overhead.py`` measures what this costs.
 """
 
@@ -36,6 +37,10 @@ def protect(value: Any) -> Any:
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
         return value.copy(deep=not _copy_on_write(pd))
+    if type(value) in (dict, list, set):  # flat containers of immutables: a shallow copy will do
+        values = value.values() if type(value) is dict else value
+        if all(isinstance(v, _IMMUTABLE) for v in values):
+            return value.copy()
     try:
         return copy.deepcopy(value)
     except Exception:

@@ -34,16 +34,18 @@ class TaskResult:
 def run_task(step: Step, ns: dict, ctx: RunContext) -> TaskResult:
     """Run one step: a plain callable, the same on every executor."""
     start = time.time()
-    with capture.captured() as (out, err):
-        try:
-            outcome = KINDS[step.kind].run(step, ns, ctx)
-            result = TaskResult("Succeeded", outcome.outputs, outcome.metadata)
-        except ExecutionFailed as exc:
-            result = TaskResult("Failed", failure_reason=str(exc), fails_execution=True)
-        except StepFailed as exc:
-            result = TaskResult("Failed", failure_reason=str(exc), traceback=exc.user_traceback)
-        except PipelineError as exc:
-            result = TaskResult("Failed", failure_reason=str(exc))
+    out, err, previous = capture.begin()
+    try:
+        outcome = KINDS[step.kind].run(step, ns, ctx)
+        result = TaskResult("Succeeded", outcome.outputs, outcome.metadata)
+    except ExecutionFailed as exc:
+        result = TaskResult("Failed", failure_reason=str(exc), fails_execution=True)
+    except StepFailed as exc:
+        result = TaskResult("Failed", failure_reason=str(exc), traceback=exc.user_traceback)
+    except PipelineError as exc:
+        result = TaskResult("Failed", failure_reason=str(exc))
+    finally:
+        capture.end(previous)
     result.stdout, result.stderr = out.getvalue(), err.getvalue()
     result.start, result.end = start, time.time()
     return result

@@ -115,16 +115,21 @@ def _settle(plan: Plan, state: State, name: str) -> bool:
 
 
 def _verdict(plan: Plan, state: State, name: str) -> str | None:
-    ups = plan.upstream[name]
-    statuses = [state.finished[u] for u in ups]
-    if any(s in _BLOCKING for s in statuses):
-        return "NotRun"
+    finished = state.finished
+    skipped = 0
+    for up in plan.upstream[name]:
+        status = finished[up]
+        if status in _BLOCKING:
+            return "NotRun"
+        skipped += status == "Skipped"
     if name in state.doomed:
         return "Skipped"
-    if ups and all(s == "Skipped" for s in statuses):
+    if not skipped:
+        return None
+    if skipped == len(plan.upstream[name]):
         return "Skipped"
     for makers in plan.inputs.get(name, {}).values():
-        if all(state.finished[m] == "Skipped" for m in makers):
+        if all(finished[m] == "Skipped" for m in makers):
             return "Skipped"
     return None
 

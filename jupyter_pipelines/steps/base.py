@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import linecache
 import traceback
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ class Step:
     step_refs: tuple[str, ...] = ()  # steps whose single output this step consumes (transform)
     options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     compiled: Any = field(default=None, compare=False, repr=False)
+    digest: str = field(default="", compare=False, repr=False)  # of the whole definition
 
     @property
     def filename(self) -> str:
@@ -99,6 +102,7 @@ class Kind:
             depends_on=tuple(depends_on or ()), step_refs=tuple(self.step_refs(opts)),
             options=MappingProxyType(opts),
             compiled=self.compile(name, code),
+            digest=_digest(self.name, code, reads, outs, depends_on, opts),
         )
         self.check_step(step)
         return step
@@ -126,6 +130,11 @@ class Kind:
     def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
         execute(step, ns)
         return StepOutcome(collect_outputs(step, ns))
+
+
+def _digest(*parts: Any) -> str:
+    doc = json.dumps(parts, sort_keys=True, default=repr)
+    return hashlib.sha256(doc.encode()).hexdigest()
 
 
 def execute(step: Step, ns: dict, code: CodeType | None = None) -> Any:

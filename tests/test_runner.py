@@ -1,0 +1,148 @@
+"""The run loop: isolation of inputs, executors, captured output, interrupts and reuse."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jupyter_pipelines import Pipeline
+from jupyter_pipelines.run.protect import protect
+from jupyter_pipelines.source import Context
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    p = Pipeline("t", home=tmp_path)
+    p.context = Context.from_cells(["import time\nimport numpy as np\nimport pandas as pd"])
+    return p
+
+
+def test_a_step_cannot_change_another_steps_outputs(pipe):
+    pipe.add_step("Make", "df = pd.DataFrame({'a': [1, 2]})\nitems = {'k': [1]}\nxs = [1, 2]")
+    pipe.add_step("Mutate", "df['a'] = 0\ndf.loc[0, 'a'] = 5\nitems['k'].append(2)\nxs.append(3)\nseen = 1")
+    pipe.add_step("Read", "total = int(df['a'].sum()) + len(items['k']) + len(xs) + seen")
+    ex = pipe.start()
+    assert ex.status == "Succeeded"
+    assert ex.result("Read", "total") == 3 + 1 + 2 + 1
+    assert ex.result("Make", "df")["a"].tolist() == [1, 2]
+
+
+def test_writing_into_an_input_array_fails_with_a_hint(pipe):
+    pipe.add_step("Make", "arr = np.zeros(3)")
+    pipe.add_step("Write", "arr[0] = 1.0\nout = 1")
+    ex = pipe.start()
+    assert ex.steps["Write"].status == "Failed"
+    assert "read-only" in ex.failure_reason and "copy" in ex.failure_reason
+    assert ex.result("Make", "arr").tolist() == [0.0, 0.0, 0.0]
+    fixed = pipe.add_step("Write", "arr = arr.copy()\narr[0] = 1.0\nout = arr", outputs=["out"])
+    assert fixed and pipe.start().result("Write", "out").tolist() == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("value", [pd.DataFrame({"a": range(5)}), pd.Series([1.0, 2.0]),
+                                   np.arange(4), {"a": [1]}, [1, [2]], 3, "text", (1, "a")])
+def test_protect_returns_an_equal_value_that_does_not_share_mutations(value):
+    view = protect(value)
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        pd.testing.assert_equal = None
+        assert view.equals(value)
+    elif isinstance(value, np.ndarray):
+        assert (view == value).all() and not view.flags.writeable and value.flags.writeable
+    else:
+        assert view == value
+
+
+def test_thread_pool_runs_independent_steps_concurrently_and_captures_per_step(pipe):
+    pipe.add_step("Source", "n = 1")
+    for i in range(2):
+        pipe.add_step(f"Work{i}", f"print('hello from {i}')\ntime.sleep(0.3)\nr{i} = n + {i}")
+    pipe.add_step("Sink", "total = r0 + r1")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ex = pipe.start(executor=pool)
+    assert ex.status == "Succeeded" and ex.result("Sink", "total") == 3
+    a, b = ex.steps["Work0"], ex.steps["Work1"]
+    assert a.start < b.end and b.start < a.end  # the two ran at the same time
+    assert a.stdout == "hello from 0\n" and b.stdout == "hello from 1\n"
+
+
+def test_stderr_is_captured(pipe):
+    pipe.add_step("Warn", "import sys\nprint('careful', file=sys.stderr)\nx = 1")
+    ex = pipe.start()
+    assert ex.steps["Warn"].stderr == "careful\n" and ex.steps["Warn"].stdout == ""
+
+
+def test_interrupt_stops_the_execution(pipe):
+    pipe.add_step("First", "a = 1")
+    pipe.add_step("Slow", "raise KeyboardInterrupt\nb = a")  # what Kernel > Interrupt raises
+    pipe.add_step("Next", "c = b")
+    events = []
+    ex = pipe.start(listeners=[lambda event, **kw: events.append((event, kw.get("step")))])
+    assert ex.status == "Stopped" and "interrupt" in ex.failure_reason.lower()
+    assert {n: r.status for n, r in ex.steps.items()} == {
+        "First": "Succeeded", "Slow": "Stopped", "Next": "NotRun"}
+    assert events[-1] == ("execution_finished", None)
+    assert ex.wait(timeout=0) is ex
+
+
+def test_events_arrive_in_order_with_keyword_fields(pipe):
+    pipe.add_step("A", "x = 1")
+    pipe.add_step("B", "y = x")
+    seen = []
+    pipe.start(listeners=[lambda event, *, execution, **fields: seen.append((event, fields.get("step")))])
+    assert seen == [("execution_started", None), ("step_started", "A"), ("step_finished", "A"),
+                    ("step_started", "B"), ("step_finished", "B"), ("execution_finished", None)]
+
+
+def test_run_step_reuses_only_what_is_still_valid(pipe):
+    pipe.add_parameter("k", 1)
+    pipe.add_step("Load", "data = [1, 2, 3]")
+    pipe.add_step("Scale", "scaled = [d * k for d in data]")
+    pipe.add_step("Sum", "total = sum(scaled)")
+    pipe.start()
+    again = pipe.run_step("Sum")
+    assert {n: r.status for n, r in again.steps.items()} == {
+        "Load": "Cached", "Scale": "Cached", "Sum": "Succeeded"}
+    assert again.steps["Load"].reused_from == pipe.executions[0].id
+    changed = pipe.run_step("Sum", {"k": 10})
+    assert {n: r.status for n, r in changed.steps.items()} == {
+        "Load": "Cached", "Scale": "Succeeded", "Sum": "Succeeded"}
+    assert changed.result("Sum", "total") == 60
+
+
+def test_a_context_function_change_invalidates_the_steps_that_use_it(pipe):
+    pipe.context = Context.from_cells(["def f(v):\n    return v + 1"])
+    pipe.add_step("A", "a = f(1)")
+    pipe.add_step("B", "b = a * 2")
+    pipe.start()
+    pipe.context = Context.from_cells(["def f(v):\n    return v + 100"])
+    ex = pipe.run_step("B")
+    assert ex.steps["A"].status == "Succeeded" and ex.result("B", "b") == 202
+
+
+def test_execution_describe_and_list_steps_are_sagemaker_shaped(pipe):
+    pipe.add_parameter("p", "x")
+    pipe.add_step("A", "x = 1")
+    ex = pipe.start()
+    d = ex.describe()
+    assert d["PipelineExecutionStatus"] == "Succeeded"
+    assert d["PipelineParameters"] == [{"Name": "p", "Value": "x"}]
+    assert d["CreationTime"] and d["PipelineExecutionArn"] == ex.id
+    (step,) = ex.list_steps()
+    assert set(step) >= {"StepName", "StepStatus", "StartTime", "EndTime", "AttemptCount"}
+
+
+def test_result_errors_name_the_step_and_output(pipe):
+    pipe.add_step("A", "x = 1")
+    ex = pipe.start()
+    assert ex.result("A") == 1
+    with pytest.raises(Exception, match="no output `y`.*Its outputs are: x"):
+        ex.result("A", "y")
+    with pytest.raises(Exception, match="no step `B`"):
+        ex.result("B", "x")
+
+
+def test_an_empty_pipeline_says_how_to_start(pipe):
+    with pytest.raises(Exception, match="no steps yet"):
+        pipe.start()
