@@ -62,6 +62,12 @@ def build(steps: dict[str, Step], parameters, context_names=frozenset(),
     for name, makers in producers.items():
         for i, a in enumerate(makers):
             for b in makers[i + 1:]:
+                if (a, b) not in exclusive and name in steps[b].reads:
+                    raise DuplicateOutputError(
+                        f"Step `{b}` reads `{name}` (from `{a}`) and assigns it again, so two "
+                        f"steps would output `{name}`. Give the new value its own name (e.g. "
+                        f"`{name}_clean = ...`), or make it private (`_{name}`)."
+                    )
                 if (a, b) not in exclusive:
                     raise DuplicateOutputError(
                         f"Steps `{a}` and `{b}` both output `{name}`. Every output needs one "

@@ -8,6 +8,7 @@ notebook's namespace for inspection.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,8 @@ class Session:
                 f"{k} ({type(v).__name__})" for k, v in record.outputs.items())
         print(f"{record.name} · {record.kind} · {record.status}{took}"
               + (f" · {detail}" if detail and record.status != "Failed" else ""))
+        if record.status == "Failed":  # the user's own cell and line, never our internals
+            print(record.traceback or record.failure_reason, file=sys.stderr)
 
 
 def _defines(code: str) -> bool:
