@@ -8,6 +8,7 @@ Two steps may output the same name only when they sit on opposite branches of on
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -160,19 +161,19 @@ def _exclusive_pairs(steps: dict[str, Step]) -> set[tuple[str, str]]:
 
 
 def topological_order(graph: Graph) -> list[str]:
-    """Kahn's algorithm, stable in definition order; a cycle raises `CycleError` with its path."""
+    """Kahn's algorithm taking the earliest-defined ready step first; a cycle raises `CycleError` with its path."""
+    position = {n: i for i, n in enumerate(graph.steps)}
     indegree = {n: len(graph.upstream[n]) for n in graph.steps}
-    ready = [n for n in graph.steps if indegree[n] == 0]
+    ready = [position[n] for n in graph.steps if indegree[n] == 0]
+    names = list(graph.steps)
     order = []
-    i = 0
-    while i < len(ready):
-        name = ready[i]
-        i += 1
+    while ready:
+        name = names[heapq.heappop(ready)]
         order.append(name)
         for d in graph.downstream[name]:
             indegree[d] -= 1
             if indegree[d] == 0:
-                ready.append(d)
+                heapq.heappush(ready, position[d])
     if len(order) < len(graph.steps):
         raise CycleError(find_cycle(graph, {n for n in graph.steps if indegree[n] > 0}))
     return order

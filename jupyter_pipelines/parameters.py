@@ -17,7 +17,7 @@ _FALSE = {"false", "0", "no", "off"}
 
 
 def check_name(name: str, what: str) -> str:
-    if not isinstance(name, str) or not NAME_RULE.match(name):
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
         raise NameRuleError(
             f"{what} name {name!r} is not allowed: names are 1 to 64 characters of letters, digits, "
             "'_' and '-' (SageMaker's rule ^[A-Za-z0-9_-]{1,64}$). Rename it."
@@ -120,13 +120,22 @@ def parse_parameters_cell(code: str) -> list[Parameter]:
             )
         try:
             default = ast.literal_eval(stmt.value)
-        except ValueError:
+        except (ValueError, TypeError, MemoryError, RecursionError):
             raise ParameterError(
                 f"Parameter `{stmt.targets[0].id}` on line {stmt.lineno} has the default "
                 f"`{ast.get_source_segment(code, stmt.value)}`, which is not a literal. Defaults must "
                 "be literal strings, integers, floats or booleans, so the pipeline can be exported."
             ) from None
-        params.append(Parameter(stmt.targets[0].id, default))
+        name = stmt.targets[0].id
+        if any(p.name == name for p in params):
+            raise ParameterError(
+                f"Parameter `{name}` is assigned twice in the parameters cell (again on line "
+                f"{stmt.lineno}). Keep one default."
+            )
+        try:
+            params.append(Parameter(name, default))
+        except ParameterError as exc:
+            raise ParameterError(f"Line {stmt.lineno} of the parameters cell: {exc}") from None
     return params
 
 

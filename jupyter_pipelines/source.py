@@ -40,13 +40,11 @@ def analyze(code: str, where: str = "<step>") -> CodeInfo:
     tree = parse(code, where)
     table = symtable.symtable(code, where, "exec")
     bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
-    bound |= {c.get_name() for c in table.get_children()}  # def/class at top level
     free = _global_uses(table) - bound - BUILTIN_NAMES
     free |= _read_before_bound(tree.body, bound)  # `df = df.dropna()` reads `df`
-    used: dict[str, None] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in free:
-            used.setdefault(node.id, None)
+    names = sorted((n.lineno, n.col_offset, n.id) for n in ast.walk(tree)
+                   if isinstance(n, ast.Name) and n.id in free)
+    used = dict.fromkeys(name for _, _, name in names)  # in order of first use
     writes = [n for n in _bindings(tree.body) if not n.startswith("_")]
     return CodeInfo(tuple(used), tuple(writes))
 
@@ -68,7 +66,12 @@ def _read_before_bound(body: list[ast.stmt], bound: set[str], so_far: set[str] |
         elif isinstance(stmt, (ast.If, ast.While)):
             reads |= parts(stmt.test) - so_far
             so_far |= {n.target.id for n in ast.walk(stmt.test) if isinstance(n, ast.NamedExpr)}
-            blocks = [stmt.body, stmt.orelse]
+            for block in (stmt.body, stmt.orelse):  # either may run: each sees only what is before
+                reads |= _read_before_bound(block, bound, set(so_far))
+            blocks = []
+        elif isinstance(stmt, ast.AugAssign):  # `x += 1` reads `x`
+            reads |= (parts(stmt.value) | (set(_targets(stmt.target)) & bound)) - so_far
+            blocks = []
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             reads |= parts(*[i.context_expr for i in stmt.items]) - so_far
             so_far |= {n for i in stmt.items if i.optional_vars for n in _targets(i.optional_vars)}
@@ -131,6 +134,17 @@ def _targets(node: ast.AST) -> list[str]:
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
+def _walrus_targets(node: ast.AST) -> list[str]:
+    """`(x := ...)` targets bound at module level: comprehensions count, lambdas do not."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.NamedExpr):
+            found.append(current.target.id)
+        stack.extend(c for c in ast.iter_child_nodes(current) if not isinstance(c, _SCOPES))
+    return found[::-1]
+
+
 def _bindings(body: list[ast.stmt]) -> list[str]:
     """Names assigned at module level, also inside if/for/with/try blocks, in order."""
     names: dict[str, None] = {}
@@ -146,7 +160,7 @@ def _bindings(body: list[ast.stmt]) -> list[str]:
             found = _targets(stmt.target)
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             found = [n for i in stmt.items if i.optional_vars for n in _targets(i.optional_vars)]
-        found += [n.target.id for n in ast.walk(stmt) if isinstance(n, ast.NamedExpr)]
+        found += _walrus_targets(stmt)
         inner = [getattr(stmt, "body", [])] + [h.body for h in getattr(stmt, "handlers", [])]
         inner += [getattr(stmt, f, []) for f in ("orelse", "finalbody")]
         for block in inner:
@@ -207,6 +221,8 @@ class Context:
                 snippet = ast.get_source_segment(source, stmt, padded=False)
                 if snippet is None:
                     continue
+                if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+                    continue  # compiler flags for its own cell; meaningless in a step
                 if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                     for alias in stmt.names:
                         name = (alias.asname or alias.name).split(".")[0]

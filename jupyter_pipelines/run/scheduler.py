@@ -66,8 +66,10 @@ def initial(plan: Plan, finished: dict[str, str] | None = None, doomed=()) -> St
     for name, status in (finished or {}).items():
         finish(plan, state, name, status)
     for name in [n for n, ups in state.waiting.items() if not ups]:
-        del state.waiting[name]
-        _settle(plan, state, name)
+        if name in state.waiting:  # not settled meanwhile by an earlier root's propagation
+            del state.waiting[name]
+            if _settle(plan, state, name):
+                _propagate(plan, state, name)
     return state
 
 
@@ -87,6 +89,11 @@ def finish(plan: Plan, state: State, name: str, status: str, doom: tuple[str, ..
     state.running.discard(name)
     state.finished[name] = status
     state.doomed.update(doom)
+    return _propagate(plan, state, name)
+
+
+def _propagate(plan: Plan, state: State, name: str) -> list[str]:
+    """Tell the downstream of a finished step; returns the steps settled without running."""
     settled: list[str] = []
     stack = [name]
     while stack:
