@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import PipelineError
-from .execution import Execution, outcome_text
+from .execution import Execution
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,7 @@ def make_abalone(n_rows: int = DEFAULT_ROWS, *, seed: int = 0) -> pd.DataFrame:
     noise = np.exp(rng.normal(0, _RING_SIGMA, n) - _RING_SIGMA**2 / 2)
     rings = np.clip(np.rint(mean_rings * noise), 1, 29).astype(np.int64)
     columns = [sex, length, diameter, height, whole, shucked, viscera, shell, rings]
-    return pd.DataFrame(dict(zip(ABALONE_COLUMNS, columns)))
+    return pd.DataFrame(dict(zip(ABALONE_COLUMNS, columns, strict=True)))
 
 
 def write_abalone(

@@ -161,7 +161,8 @@ def _exclusive_pairs(steps: dict[str, Step]) -> set[tuple[str, str]]:
 
 
 def topological_order(graph: Graph) -> list[str]:
-    """Kahn's algorithm taking the earliest-defined ready step first; a cycle raises `CycleError` with its path."""
+    """Kahn's algorithm taking the earliest-defined ready step first; a cycle raises
+    `CycleError` with its path."""
     position = {n: i for i, n in enumerate(graph.steps)}
     indegree = {n: len(graph.upstream[n]) for n in graph.steps}
     ready = [position[n] for n in graph.steps if indegree[n] == 0]

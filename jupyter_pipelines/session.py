@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExecutionFailed, IsolationError, RunError, StepFailed
-from .graph import unknown_input
 from .execution import Execution, StepRecord, outcome_text
+from .graph import unknown_input
 from .parameters import parse_parameters_cell
 from .pipeline import Pipeline
 from .run.protect import protect

@@ -154,10 +154,9 @@ def _bindings(body: list[ast.stmt]) -> list[str]:
         found: list[str] = []
         if isinstance(stmt, ast.Assign):
             found = [n for t in stmt.targets for n in _targets(t)]
-        elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)) and stmt.value is not None:
-            found = _targets(stmt.target)
-        elif isinstance(stmt, (ast.For, ast.AsyncFor)):
-            found = _targets(stmt.target)
+        elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
+            if getattr(stmt, "value", True) is not None:  # `x: int` alone binds nothing
+                found = _targets(stmt.target)
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             found = [n for i in stmt.items if i.optional_vars for n in _targets(i.optional_vars)]
         found += _walrus_targets(stmt)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_pipelines.errors import (CycleError, DuplicateOutputError, ParameterError,
-                                      PipelineError, UnknownReferenceError)
+from jupyter_pipelines.errors import (
+    CycleError,
+    DuplicateOutputError,
+    ParameterError,
+    PipelineError,
+    UnknownReferenceError,
+)
 
 
 def statuses(execution) -> dict[str, str]:

@@ -61,7 +61,7 @@ def initial(plan: Plan, finished: dict[str, str] | None = None, doomed=()) -> St
     state = State(waiting={}, ready=deque(), running=set(), finished={}, doomed=set(doomed))
     for name, ups in plan.upstream.items():
         state.waiting[name] = set(ups)
-    for name, status in (finished or {}).items():
+    for name in finished or {}:
         state.waiting.pop(name, None)
     for name, status in (finished or {}).items():
         finish(plan, state, name, status)

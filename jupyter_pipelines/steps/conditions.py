@@ -118,7 +118,7 @@ def _evaluate(step: Step, node: ast.expr, ns: dict, record: list[dict]) -> Any:
         return not _evaluate(step, node.operand, ns, record)
     if isinstance(node, ast.Compare):
         left_node, left = node.left, _value(step, node.left, ns)
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = _value(step, right_node, ns)
             try:
                 result = plain(_compare(op, left, right))

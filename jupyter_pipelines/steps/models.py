@@ -9,8 +9,9 @@ own: a `ModelPackage`, a `ModelEntity` and the ``predictions``.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .. import registry
 from ..errors import ContractError, DefinitionError
