@@ -90,7 +90,7 @@ def register(group: str, model: Any, *, approval_status: str = "PendingManualApp
     try:
         blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         metrics_json = json.dumps(metrics, default=_jsonable) if metrics is not None else None
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
         raise RegistryError(
             f"The model or metrics registered in group `{group}` cannot be stored: {exc}."
         ) from None
@@ -152,9 +152,6 @@ def _type_name(model: Any) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    if callable(item):
-        return item()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # numpy arrays and scalars alike
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

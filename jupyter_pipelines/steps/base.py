@@ -161,11 +161,17 @@ def _hint(exc: Exception) -> str:
 
 
 def user_traceback(exc: BaseException, filename: str) -> str:
+    """The traceback from the user's code on: from the first frame in ``filename`` (a step's
+    cell), else from the first frame outside this package."""
+    package = str(Path(__file__).resolve().parents[1])
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != filename:
         tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
-    return "".join(lines)
+    if tb is None:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename.startswith(package):
+            tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def collect_outputs(step: Step, ns: dict) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import registry
-from ..errors import ContractError, DefinitionError
+from ..errors import ContractError, DefinitionError, StepFailed
 from ..parameters import check_name
-from .base import Kind, RunContext, Step, StepOutcome, execute
+from .base import Kind, RunContext, Step, StepOutcome, execute, user_traceback
 from .processing import check_fitted
 
 
@@ -121,9 +121,16 @@ class CreateModelKind(Kind):
         execute(step, ns)
         model = _lookup(step, ns, step.options["model"], "model (--model)")
         check_fitted(step.name, step.options["model"], model)
-        defines_predict = any(
-            isinstance(s, ast.FunctionDef) and s.name == "predict" for s in ast.parse(step.code).body
+        defines_predict = any(  # `def predict(...)` or `predict = ...` in the cell
+            (isinstance(s, ast.FunctionDef) and s.name == "predict")
+            or (isinstance(s, ast.Assign) and any(getattr(t, "id", None) == "predict" for t in s.targets))
+            for s in ast.parse(step.code).body
         )
+        if defines_predict and not callable(ns["predict"]):
+            raise ContractError(
+                f"Step `{step.name}` assigns `predict`, but it is a {type(ns['predict']).__name__}; "
+                "it must be a function predict(model, data)."
+            )
         entity = ModelEntity(step.name, model, ns["predict"] if defines_predict else None)
         return StepOutcome({step.outputs[0]: entity})
 
@@ -170,16 +177,24 @@ def batch_predict(step: str, entity: ModelEntity, data: Any, size: int) -> Any:
     parts = []
     for start in range(0, len(data), size):
         batch = rows[start:start + size]
-        out = np.asarray(entity.predict(batch))
-        if len(out) != len(batch):
+        try:
+            out = np.asarray(entity.predict(batch))
+        except Exception as exc:
+            raise StepFailed(
+                f"Step `{step}` raised {type(exc).__name__}: {exc} in the model's predict (rows "
+                f"{start}..{start + len(batch) - 1})",
+                user_traceback(exc, f"<step {entity.name}>"),
+            ) from exc
+        if out.ndim == 0 or len(out) != len(batch):
             raise ContractError(
-                f"Step `{step}`: the model returned {len(out)} predictions for a batch of "
+                f"Step `{step}`: the model returned {out.size if out.ndim else 'a single value'} "
+                f"predictions for a batch of "
                 f"{len(batch)} rows (rows {start}..{start + len(batch) - 1}); predictions must be "
                 "one per row."
             )
         parts.append(out)
     values = np.concatenate(parts) if parts else np.empty(0)
-    if hasattr(data, "index"):
+    if hasattr(data, "iloc"):  # pandas: keep the rows' index
         import pandas as pd
 
         return pd.Series(values, index=data.index, name="prediction")
