@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="print a notebook pipeline's DAG")
     show.add_argument("notebook", help="the .ipynb file")
     show.add_argument("--dot", action="store_true", help="print Graphviz DOT text instead")
+    show.add_argument("--svg", metavar="FILE",
+                      help="also write the DAG as SVG (the widget's drawing, with its data-* attributes)")
     args = parser.parse_args(argv)
     try:
         return {"run": _run, "show": _show}[args.command](args)
@@ -42,10 +44,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show(args) -> int:
     from .notebook import load_notebook
-    from .view import to_dot, to_text
+    from .view import static_svg, to_text
+    from .view.dot import to_dot
 
     pipeline = load_notebook(args.notebook)
-    print(to_dot(pipeline).source if args.dot else to_text(pipeline))
+    graph = pipeline.graph()
+    if args.svg:
+        Path(args.svg).write_text(static_svg(pipeline.name, pipeline.parameters, graph))
+        print(f"wrote {args.svg}", file=sys.stderr)
+    shown = (to_dot if args.dot else to_text)(pipeline.name, pipeline.parameters, graph)
+    print(shown)
     return 0
 
 

@@ -68,6 +68,9 @@ class Execution:
         self.steps: dict[str, StepRecord] = {n: StepRecord(n, k) for n, k in steps.items()}
         self.listeners: list[Listener] = list(listeners or [])
         self._done = threading.Event()
+        self.graph = None           # the DAG it ran (set by the pipeline), for views
+        self.parameter_defs: dict = {}
+        self.shown_live = False     # a live widget of it is on screen already
 
     # -- events: keyword-only, with room for more fields ---------------------------------
     def emit(self, event: str, **fields: Any) -> None:
@@ -135,6 +138,23 @@ class Execution:
             lines.append(f"  {name:<{width}}  {kind:<14}  {status:<9}  {outcome}".rstrip())
         return "\n".join(lines)
 
+    def _ipython_display_(self) -> None:
+        """Display as the DAG widget; not twice in the cell that showed it live."""
+        from IPython.display import display
+
+        if self.shown_live:
+            self.shown_live = False
+            return
+        if self.graph is None:
+            display({"text/plain": repr(self), "text/html": self._repr_html_()}, raw=True)
+            return
+        from .view import live_view
+
+        view = live_view(execution=self)
+        if not self._done.is_set():
+            self.listeners.append(view)
+        display(view)
+
     def _repr_html_(self) -> str:
         from html import escape
 
@@ -152,9 +172,7 @@ class Execution:
 def outcome_text(record: StepRecord) -> str:
     cond = record.metadata.get("Condition")
     if cond:
-        parts = [f"{_side(c['LeftExpression'], c['LeftValue'])} {c['Operator']} "
-                 f"{_side(c['RightExpression'], c['RightValue'])}" for c in cond["Comparisons"]]
-        return "; ".join(parts) + f" → {cond['Outcome']}"
+        return condition_text(cond)
     reg = record.metadata.get("RegisterModel")
     if reg:
         return f"{reg['Group']} v{reg['Version']} ({reg['ModelApprovalStatus']})"
@@ -163,6 +181,13 @@ def outcome_text(record: StepRecord) -> str:
     return ""
 
 
+def condition_text(cond: dict) -> str:
+    """``mse 4.824 <= mse_threshold 6.0 → True``: each comparison with its operand values."""
+    parts = [f"{_side(c['LeftName'], c['LeftValue'])} {c['Operator']} "
+             f"{_side(c['RightName'], c['RightValue'])}" for c in cond["Comparisons"]]
+    return "; ".join(parts) + f" → {cond['Outcome']}"
+
+
 def _side(expression: str, value: Any) -> str:
     shown = f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else repr(value)
-    return shown if expression in (repr(value), shown) else f"{expression} {shown}"
+    return shown if expression in (repr(value), shown, str(value)) else f"{expression} {shown}"

@@ -85,10 +85,11 @@ class PipelineMagics(Magics):
         if args.command == "run":
             return self.session.run(parse_assignments(args.param))
         if args.command == "show":
-            from .view import DagView
+            from .view import live_view
 
             self.session.refresh_context()
-            return DagView(pipe, pipe.executions[-1] if pipe.executions else None)
+            latest = pipe.executions[-1] if pipe.executions else None
+            return live_view(pipe, latest)
         if args.command == "steps":
             import pandas as pd
 

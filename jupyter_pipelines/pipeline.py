@@ -111,9 +111,14 @@ class Pipeline:
 
     # -- running -----------------------------------------------------------------------
     def start(self, parameters: dict[str, Any] | None = None, *, executor: Executor | None = None,
-              listeners: list[Listener] = (), echo: bool = False) -> Execution:
-        """Run the whole pipeline as one execution; returns it when finished."""
-        return self._execute(parameters, None, executor, listeners, echo, reuse=False)
+              listeners: list[Listener] = (), echo: bool = False,
+              display: bool | None = None) -> Execution:
+        """Run the whole pipeline as one execution; returns it when finished.
+
+        In a notebook (``display`` None) or with ``display=True`` the live DAG widget is shown
+        and updated while it runs."""
+        return self._execute(parameters, None, executor, listeners, echo, reuse=False,
+                             display=_in_notebook() if display is None else display)
 
     def run_step(self, name: str, parameters: dict[str, Any] | None = None, *,
                  executor: Executor | None = None, listeners: list[Listener] = (),
@@ -124,7 +129,8 @@ class Pipeline:
             raise UnknownReferenceError(f"There is no step `{name}`.{did_you_mean(name, self.steps)}")
         return self._execute(parameters, name, executor, listeners, echo, reuse=True)
 
-    def _execute(self, overrides, target, executor, listeners, echo, reuse) -> Execution:
+    def _execute(self, overrides, target, executor, listeners, echo, reuse,
+                 display=False) -> Execution:
         values = params_mod.resolve(self.parameters, overrides)
         unknown: dict[str, list[str]] = {}
         graph = self.graph(unknown)
@@ -151,9 +157,17 @@ class Pipeline:
                 if n != target and memo and memo[0] == prints[n]:
                     reused[n] = replace(memo[1], status="Cached", reused_from=memo[2])
         execution_id = f"{self.name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        listeners = [*self.listeners, *listeners]
+        if display:
+            from .view import live_view
+
+            view = live_view(self)
+            view.show()
+            listeners.append(view)
         execution = Execution(execution_id, self.name, values,
-                              {n: graph.steps[n].kind for n in names},
-                              [*self.listeners, *listeners])
+                              {n: graph.steps[n].kind for n in names}, listeners)
+        execution.graph, execution.parameter_defs = graph, dict(self.parameters)
+        execution.shown_live = bool(display)
         base = self.context.namespace()
         base.update(values)
         ctx = RunContext(execution_id, self.state_dir, MappingProxyType(values))
@@ -176,6 +190,15 @@ class Pipeline:
     def __repr__(self) -> str:
         return (f"Pipeline({self.name!r}, parameters={list(self.parameters)}, "
                 f"steps={list(self.steps)})")
+
+
+def _in_notebook() -> bool:
+    """True in a Jupyter kernel (where a widget can render), False in scripts and terminals."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def fingerprints(graph: Graph, values: dict[str, Any], context: Context) -> dict[str, str]:

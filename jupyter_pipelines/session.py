@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExecutionFailed, IsolationError, RunError, StepFailed
-from .execution import Execution, StepRecord, outcome_text
+from .execution import Execution, StepRecord
 from .graph import unknown_input
 from .parameters import parse_parameters_cell
 from .pipeline import Pipeline
@@ -96,7 +96,11 @@ class Session:
         return step
 
     def run_step(self, name: str) -> Execution:
-        execution = self.pipeline.run_step(name, listeners=[self.report], echo=True)
+        from .view.compact import CompactRun
+
+        view = CompactRun(name)
+        view.show()
+        execution = self.pipeline.run_step(name, listeners=[view], echo=True)
         self.bind(execution)
         record = execution.steps[name]
         if record.status == "Failed":
@@ -112,7 +116,8 @@ class Session:
 
     def run(self, parameters: dict[str, Any] | None = None) -> Execution:
         self.refresh_context()
-        execution = self.pipeline.start(parameters, listeners=[self.report], echo=True)
+        execution = self.pipeline.start(parameters, listeners=[self.report_failures], echo=True,
+                                        display=True)
         self.bind(execution)
         return execution
 
@@ -124,19 +129,10 @@ class Session:
                         self.shell.user_ns[key] = protect(value)
 
     @staticmethod
-    def report(event: str, *, execution: Execution, step: str | None = None,
-               record: StepRecord | None = None, **future: Any) -> None:
-        """A plain-text progress line per finished step (the widget replaces this later)."""
-        if event != "step_finished" or record is None:
-            return
-        took = f" in {record.duration:.2f}s" if record.duration is not None else ""
-        detail = outcome_text(record)
-        if record.status == "Succeeded" and record.outputs and not detail:
-            detail = "outputs: " + ", ".join(
-                f"{k} ({type(v).__name__})" for k, v in record.outputs.items())
-        print(f"{record.name} · {record.kind} · {record.status}{took}"
-              + (f" · {detail}" if detail and record.status != "Failed" else ""))
-        if record.status == "Failed":  # the user's own cell and line, never our internals
+    def report_failures(event: str, *, execution: Execution, step: str | None = None,
+                        record: StepRecord | None = None, **future: Any) -> None:
+        """A failed step's own traceback (the user's cell and line, never our internals)."""
+        if event == "step_finished" and record is not None and record.status == "Failed":
             print(record.traceback or record.failure_reason, file=sys.stderr)
 
 

@@ -86,8 +86,9 @@ def test_pipeline_run_returns_the_execution_and_steps_and_show_display(ip):
     assert list(table.index) == ["A", "B"] and table.loc["B", "Inputs"] == ["x"]
     view = run_cell(ip, "%pipeline show")
     bundle = view._repr_mimebundle_()
-    assert "B <processing> [Succeeded]" in bundle["text/plain"]
-    assert "<- A (x)" in bundle["text/plain"]
+    assert bundle["text/plain"].splitlines()[0] == "Execution Succeeded"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert 'data-step="B"' in bundle["image/svg+xml"] and 'data-status="Succeeded"' in bundle["image/svg+xml"]
 
 
 def test_remove_and_reset(ip):

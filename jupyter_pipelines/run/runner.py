@@ -13,6 +13,7 @@ from ..errors import ExecutionFailed, PipelineError, StepFailed
 from ..execution import Execution, StepRecord
 from ..graph import Graph
 from ..steps import KINDS, RunContext, Step
+from ..steps.base import user_traceback
 from . import capture, scheduler
 from .protect import protect
 
@@ -44,6 +45,9 @@ def run_task(step: Step, ns: dict, ctx: RunContext) -> TaskResult:
         result = TaskResult("Failed", failure_reason=str(exc), traceback=exc.user_traceback)
     except PipelineError as exc:
         result = TaskResult("Failed", failure_reason=str(exc))
+    except Exception as exc:  # a kind's own code hit the user's value: still the step's failure
+        result = TaskResult("Failed", failure_reason=f"Step `{step.name}` failed: "
+                            f"{type(exc).__name__}: {exc}", traceback=user_traceback(exc, step.filename))
     finally:
         capture.end(previous)
     result.stdout, result.stderr = out.getvalue(), err.getvalue()

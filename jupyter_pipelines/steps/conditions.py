@@ -122,22 +122,63 @@ def _evaluate(step: Step, node: ast.expr, ns: dict, record: list[dict]) -> Any:
             right = _value(step, right_node, ns)
             try:
                 result = plain(_compare(op, left, right))
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise ContractError(
                     f"Condition `{step.name}` cannot compare `{ast.unparse(left_node)}` = {left!r} "
                     f"with `{ast.unparse(right_node)}` = {right!r}: {exc}."
                 ) from None
+            if not isinstance(result, bool):
+                raise ContractError(
+                    f"Condition `{step.name}` evaluated `{ast.unparse(left_node)} "
+                    f"{_SYMBOLS[type(op)]} {ast.unparse(right_node)}` to {type(result).__name__} "
+                    f"{result!r}, not True or False (comparing arrays gives arrays). Compare single "
+                    "values, e.g. `float(x.mean()) <= limit`."
+                )
             record.append({
                 "Type": COMPARISONS[type(op)], "Operator": _SYMBOLS[type(op)],
-                "LeftExpression": ast.unparse(left_node), "LeftValue": left,
-                "RightExpression": ast.unparse(right_node), "RightValue": right,
-                "Outcome": str(result) if isinstance(result, bool) else repr(result),
+                "LeftExpression": ast.unparse(left_node), "LeftName": short_name(left_node),
+                "LeftValue": left,
+                "RightExpression": ast.unparse(right_node), "RightName": short_name(right_node),
+                "RightValue": right,
+                "Outcome": str(result),
             })
             if not result:
                 return result
             left_node, left = right_node, right
         return result
     return _value(step, node, ns)
+
+
+_GENERIC_KEYS = {"value", "values", "val", "score"}
+
+
+def short_name(node: ast.expr) -> str:
+    """A short display name for an operand: ``report["metrics"]["mse"]["value"]`` -> ``mse``."""
+    keys = []
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        key = node.attr if isinstance(node, ast.Attribute) else getattr(node.slice, "value", None)
+        if isinstance(key, str):
+            keys.append(key)
+        node = node.value
+    meaningful = [k for k in keys if k.lower() not in _GENERIC_KEYS]
+    if meaningful:
+        return meaningful[0]
+    if isinstance(node, ast.Name):
+        return node.id
+    return ast.unparse(node)
+
+
+def short_expression(code: str) -> str:
+    """The condition with operands shortened: ``mse <= mse_threshold``."""
+    tree = ast.parse(code, mode="eval")
+
+    class Shorten(ast.NodeTransformer):
+        def visit_Subscript(self, node):
+            return ast.Name(short_name(node))
+
+        visit_Attribute = visit_Subscript
+
+    return ast.unparse(Shorten().visit(tree))
 
 
 def _compare(op: ast.cmpop, a: Any, b: Any) -> Any:

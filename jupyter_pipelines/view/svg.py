@@ -1,0 +1,75 @@
+"""The laid-out SVG, made addressable and repaintable.
+
+`annotate` gives every step node the stable attributes tests and the widget rely on
+(``data-step``, ``data-kind``, ``data-status``; ``data-role`` on its text lines) and
+`paint` sets statuses, durations, outcomes and colours on a copy for a static picture
+(what nbconvert and GitHub show). The widget's JavaScript does the same as `paint`, live.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from ..graph import Graph
+from .dot import COLOURS
+
+SVG = "http://www.w3.org/2000/svg"
+ET.register_namespace("", SVG)
+ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+_ROLES = ("name", "kind", "status", "outcome")
+_SHAPES = {f"{{{SVG}}}{t}" for t in ("polygon", "path", "ellipse", "rect", "polyline")}
+
+
+def annotate(svg: str, graph: Graph) -> str:
+    root = ET.fromstring(_strip_prolog(svg))
+    root.set("class", "jp-dag")
+    root.attrib.pop("width", None)   # responsive: the widget and notebooks scale it
+    root.attrib.pop("height", None)
+    for group in root.iter(f"{{{SVG}}}g"):
+        node_id = group.get("id", "")
+        if node_id.startswith("step-") and node_id[5:] in graph.steps:
+            step = graph.steps[node_id[5:]]
+            group.set("data-step", step.name)
+            group.set("data-kind", step.kind)
+            group.set("data-status", "Pending")
+            texts = list(group.iter(f"{{{SVG}}}text"))
+            for role, text in zip(_ROLES, texts, strict=False):
+                text.set("data-role", role)
+            if texts:
+                texts[0].set("font-weight", "bold")
+            for role_text in texts[2:]:
+                role_text.text = "Pending" if role_text.get("data-role") == "status" else ""
+        elif group.get("class") == "edge" and node_id.startswith("edge-"):
+            group.set("data-edge", node_id[5:])
+    return ET.tostring(root, encoding="unicode")
+
+
+def paint(svg: str, states: dict[str, dict]) -> str:
+    """A copy of an annotated SVG showing ``states`` (step -> `view.state.step_state`)."""
+    root = ET.fromstring(svg)
+    for group in root.iter(f"{{{SVG}}}g"):
+        name = group.get("data-step")
+        if name is None or name not in states:
+            continue
+        state = states[name]
+        status = state["status"]
+        group.set("data-status", status)
+        if state.get("outcome"):
+            group.set("data-outcome", state["outcome"])
+        for child in group.iter():
+            if child.tag in _SHAPES:
+                child.set("fill", COLOURS.get(status, COLOURS["Pending"]))
+            elif child.tag == f"{{{SVG}}}title" and state.get("failure"):
+                child.text = f"{name}: {state['failure']}"
+            elif child.get("data-role") == "status":
+                child.text = state["label"]
+            elif child.get("data-role") == "outcome":
+                child.text = state.get("outcome_text") or ""
+        if status in ("Skipped", "NotRun"):
+            group.set("opacity", "0.45")
+    return ET.tostring(root, encoding="unicode")
+
+
+def _strip_prolog(svg: str) -> str:
+    return re.sub(r"^.*?(<svg\b)", r"\1", svg, count=1, flags=re.S)

@@ -1,0 +1,138 @@
+"""The live DAG widget: an anywidget whose front end (``static/widget.js`` and ``.css``)
+draws the laid-out SVG once and repaints statuses as the synced state changes.
+
+`LiveView` is the listener that keeps it in step with an execution: updates are coalesced to
+at most one every ``interval`` seconds (a trailing timer sends the last one), so even a run of
+thousands of tiny steps is not slowed by the view.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+from ..execution import Execution
+from ..graph import Graph
+from ..parameters import Parameter
+from .details import step_details
+from .dot import SHAPES
+from .state import header_state, step_state
+from .static import static_svg, structure_svg
+
+STATIC = Path(__file__).parent / "static"
+SAGEMAKER_TYPES = {"processing": "Processing", "training": "Training", "condition": "Condition",
+                   "fail": "Fail", "register-model": "RegisterModel", "create-model": "Model",
+                   "transform": "Transform"}
+
+
+class PipelineWidget(anywidget.AnyWidget):
+    _esm = STATIC / "widget.js"
+    _css = STATIC / "widget.css"
+    name = traitlets.Unicode("").tag(sync=True)
+    svg = traitlets.Unicode("").tag(sync=True)
+    steps = traitlets.Dict().tag(sync=True)      # step -> view.state.step_state
+    header = traitlets.Dict().tag(sync=True)     # view.state.header_state
+    legend = traitlets.List().tag(sync=True)     # the kinds drawn, with their shapes
+    selected = traitlets.Unicode("").tag(sync=True)   # set by a click in the browser
+    details = traitlets.Dict().tag(sync=True)    # view.details.step_details of `selected`
+
+    def __repr__(self) -> str:  # deterministic: nbval compares it
+        counts: dict[str, int] = {}
+        for state in self.steps.values():
+            counts[state["status"]] = counts.get(state["status"], 0) + 1
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "not run"
+        status = self.header.get("status") or "no execution"
+        return f"PipelineWidget({self.name}: {len(self.steps)} steps; {status}; {summary})"
+
+
+class LiveView:
+    """A widget bound to a pipeline structure and (optionally) an execution of it."""
+
+    def __init__(self, name: str, parameters: dict[str, Parameter], graph: Graph,
+                 execution: Execution | None = None, *, interval: float = 0.1,
+                 renderer: str | None = None):
+        self.name, self.parameters, self.graph = name, parameters, graph
+        self.execution = execution
+        self.interval = interval
+        self.renderer = renderer
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._last = 0.0
+        self._handle = None
+        kinds = sorted({s.kind for s in graph.steps.values()}, key=list(SHAPES).index)
+        self.widget = PipelineWidget(
+            name=name, svg=structure_svg(name, parameters, graph, renderer),
+            legend=[{"kind": k, "shape": SHAPES[k], "type": SAGEMAKER_TYPES[k]} for k in kinds])
+        self.widget.observe(self._on_select, names="selected")
+        self.flush()
+
+    # -- the listener ----------------------------------------------------------------------
+    def __call__(self, event: str, *, execution: Execution, **future) -> None:
+        self.execution = execution
+        if event == "execution_finished":
+            self._cancel()
+            self.flush()
+            if self._handle is not None:
+                self._handle.update(self)  # the saved output shows the final state
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self.flush()
+        elif self._timer is None:
+            self._timer = threading.Timer(self.interval - (now - self._last), self._timed_flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _timed_flush(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def _cancel(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def flush(self) -> None:
+        """Send the current state to the front end."""
+        with self._lock:
+            self._last = time.monotonic()
+            records = self.execution.steps if self.execution else {}
+            steps = {n: step_state(records.get(n)) for n in self.graph.steps}
+            header = header_state(self.execution, len(self.graph.steps))
+            with self.widget.hold_sync():
+                self.widget.steps = steps
+                self.widget.header = header
+                if self.widget.selected:
+                    self.widget.details = step_details(self.execution, self.graph,
+                                                       self.widget.selected)
+
+    def _on_select(self, change) -> None:
+        name = change["new"]
+        self.widget.details = step_details(self.execution, self.graph, name) if name else {}
+
+    # -- display -----------------------------------------------------------------------------
+    def show(self) -> None:
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+
+    def static_svg(self) -> str:
+        return static_svg(self.name, self.parameters, self.graph, self.execution, self.renderer)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        bundle = dict(bundle)
+        bundle["text/plain"] = repr(self)
+        bundle["image/svg+xml"] = self.static_svg()
+        return bundle
+
+    def __repr__(self) -> str:
+        if self.execution is not None:
+            return repr(self.execution)
+        return f"Pipeline {self.name}: {len(self.graph.steps)} steps, not run yet"
