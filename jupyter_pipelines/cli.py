@@ -63,8 +63,11 @@ def _run(args) -> int:
     from .notebook import load_notebook
     from .parameters import parse_assignments
 
+    from .parameters import resolve
+
     pipeline = load_notebook(args.notebook)
     overrides = parse_assignments(args.param)
+    resolve(pipeline.parameters, overrides)  # bad parameters fail before the progress display
     err = Console(stderr=True)
     with _progress(err, len(pipeline.steps)) as listener, _working_dir(Path(args.notebook).parent):
         try:

@@ -60,6 +60,11 @@ def load_notebook(path: str | Path) -> Pipeline:
             raise
     if not pipeline.steps:
         raise DefinitionError(f"{path} has no %%step cells, so there is no pipeline to run.")
+    try:
+        pipeline.graph()  # graph errors now, naming the notebook, before anything runs
+    except PipelineError as exc:
+        exc.args = (f"{path.name}: {exc}",)
+        raise
     return pipeline
 
 
