@@ -132,8 +132,8 @@ class Session:
     def report_failures(event: str, *, execution: Execution, step: str | None = None,
                         record: StepRecord | None = None, **future: Any) -> None:
         """A failed step's own traceback (the user's cell and line, never our internals)."""
-        if event == "step_finished" and record is not None and record.status == "Failed":
-            print(record.traceback or record.failure_reason, file=sys.stderr)
+        if event == "step_finished" and record is not None and record.traceback:
+            print(record.traceback, file=sys.stderr)
 
 
 def _defines(code: str) -> bool:

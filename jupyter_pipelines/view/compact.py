@@ -15,8 +15,6 @@ def _detail(record: StepRecord) -> str:
     detail = outcome_text(record)
     if record.status in ("Succeeded", "Cached") and record.outputs and not detail:
         detail = "outputs: " + ", ".join(f"{k} ({type(v).__name__})" for k, v in record.outputs.items())
-    if record.status == "Cached" and record.reused_from:
-        detail = (detail + "; " if detail else "") + "reused"
     return detail
 
 
@@ -40,12 +38,19 @@ class CompactRun:
             self._handle.update(self)
 
     def _records(self) -> list[StepRecord]:
+        """The steps this cell ran (reused upstream results are summed up in one line)."""
         if self.execution is None:
             return []
-        return [r for r in self.execution.steps.values() if r.status != "Pending" or r.name == self.target]
+        return [r for r in self.execution.steps.values()
+                if r.name == self.target or r.status not in ("Pending", "Cached")]
+
+    def _reused(self) -> str:
+        names = [r.name for r in self.execution.steps.values()
+                 if r.status == "Cached" and r.name != self.target] if self.execution else []
+        return f"reused upstream results: {', '.join(names)}" if names else ""
 
     def __repr__(self) -> str:
-        lines = []
+        lines = [self._reused()] if self._reused() else []
         for r in self._records():
             took = f" in {r.duration:.2f}s" if r.duration is not None and r.status != "Cached" else ""
             detail = _detail(r)
@@ -64,5 +69,7 @@ class CompactRun:
                 f'<td><span style="background:{COLOURS.get(r.status, "#fff")};border-radius:8px;'
                 f'padding:0 6px">{r.status}</span></td><td>{took}</td>'
                 f"<td>{escape(_detail(r))}</td></tr>")
-        return ('<table class="jp-pipeline-compact" style="font-size:12px;border-collapse:collapse">'
+        reused = self._reused()
+        note = f'<div style="color:#6b7280;font-size:11px">↺ {escape(reused)}</div>' if reused else ""
+        return (note + '<table class="jp-pipeline-compact" style="font-size:12px;border-collapse:collapse">'
                 + "".join(rows) + "</table>")
