@@ -25,7 +25,7 @@ except ImportError:  # a plain clone: use the package beside this folder
 
 from jupyter_pipelines import Pipeline
 from jupyter_pipelines.view.dot import to_dot
-from jupyter_pipelines.view.render import layout
+from jupyter_pipelines.view.render import _layout, layout
 from jupyter_pipelines.view.svg import annotate
 from jupyter_pipelines.view.widget import LiveView
 
@@ -75,7 +75,7 @@ def layout_cost(n: int, repeat: int) -> None:
     for renderer in renderers:
         times = []
         for i in range(repeat + 1):
-            layout.cache_clear()
+            _layout.cache_clear()
             if renderer == "wasm" and i == 0:
                 start = time.perf_counter()
                 annotate(layout(dot, renderer), graph)

@@ -191,6 +191,16 @@ def test_both_renderers_draw_the_same_nodes(pipe, renderer):
     assert "<polygon" in svg or "<path" in svg
 
 
+def test_without_dot_the_webassembly_graphviz_draws_the_widget(pipe, tmp_path, monkeypatch):
+    from jupyter_pipelines.view.render import available_renderer
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` anywhere on PATH
+    assert available_renderer() == "wasm"
+    view = view_of(pipe, pipe.start())
+    assert view.widget.svg.count("data-step=") == len(ALL_KINDS)
+    assert 'data-step="Check" data-kind="condition" data-status="Succeeded"' in view.static_svg()
+
+
 def test_text_view_lists_steps_edges_and_statuses(pipe):
     ex = pipe.start()
     text = to_text(pipe.name, pipe.parameters, pipe.graph(), ex)

@@ -22,10 +22,13 @@ def available_renderer() -> str:
     return "dot" if shutil.which("dot") else "wasm"
 
 
-@functools.lru_cache(maxsize=64)
 def layout(dot_source: str, renderer: str | None = None) -> str:
     """The SVG text of ``dot_source`` (cached: a structure is laid out once)."""
-    renderer = renderer or available_renderer()
+    return _layout(dot_source, renderer or available_renderer())
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(dot_source: str, renderer: str) -> str:
     if renderer == "dot":
         import graphviz
 
