@@ -132,30 +132,9 @@ class Pipeline:
     def _execute(self, overrides, target, executor, listeners, echo, reuse,
                  display=False) -> Execution:
         values = params_mod.resolve(self.parameters, overrides)
-        unknown: dict[str, list[str]] = {}
-        graph = self.graph(unknown)
-        if not graph.steps:
-            raise PipelineError("The pipeline has no steps yet: define one with %%step or add_step().")
-        if target is None:
-            for cond, absent in graph.missing_branches.items():
-                raise UnknownReferenceError(
-                    f"Condition `{cond}` names branch step `{absent[0]}`, which does not exist."
-                    f"{did_you_mean(absent[0], graph.steps)} Define it or fix the --if/--else list."
-                )
-            names = list(graph.order)
-        else:
-            needed = graph.ancestors([target]) | {target}
-            names = [n for n in graph.order if n in needed]
-        for n in names:  # a step elsewhere that reads an unknown name does not block this run
-            if unknown.get(n):
-                raise unknown_input(n, unknown[n][0], self.known_names())
+        graph, names = self._selection(target)
         prints = fingerprints(graph, values, self.context)
-        reused = {}
-        if reuse:
-            for n in names:
-                memo = self._memory.get(n)
-                if n != target and memo and memo[0] == prints[n]:
-                    reused[n] = replace(memo[1], status="Cached", reused_from=memo[2])
+        reused = self._reusable(names, prints, target) if reuse else {}
         execution_id = f"{self.name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         listeners = [*self.listeners, *listeners]
         if display:
@@ -178,6 +157,37 @@ class Pipeline:
                 self._memory[n] = (prints[n], record, execution.id)
         self.executions.append(execution)
         return execution
+
+    def _selection(self, target: str | None) -> tuple[Graph, list[str]]:
+        """The validated graph and the steps to run: all, or ``target`` and its upstream (a step
+        elsewhere that reads an unknown name or misses a branch does not block that)."""
+        unknown: dict[str, list[str]] = {}
+        graph = self.graph(unknown)
+        if not graph.steps:
+            raise PipelineError("The pipeline has no steps yet: define one with %%step or add_step().")
+        if target is None:
+            for cond, absent in graph.missing_branches.items():
+                raise UnknownReferenceError(
+                    f"Condition `{cond}` names branch step `{absent[0]}`, which does not exist."
+                    f"{did_you_mean(absent[0], graph.steps)} Define it or fix the --if/--else list."
+                )
+            names = list(graph.order)
+        else:
+            needed = graph.ancestors([target]) | {target}
+            names = [n for n in graph.order if n in needed]
+        for n in names:
+            if unknown.get(n):
+                raise unknown_input(n, unknown[n][0], self.known_names())
+        return graph, names
+
+    def _reusable(self, names: list[str], prints: dict[str, str], target: str) -> dict[str, StepRecord]:
+        """Upstream results from memory whose fingerprint still matches, as Cached records."""
+        reused = {}
+        for n in names:
+            memo = self._memory.get(n)
+            if n != target and memo and memo[0] == prints[n]:
+                reused[n] = replace(memo[1], status="Cached", reused_from=memo[2])
+        return reused
 
     # -- views -------------------------------------------------------------------------
     def list_steps(self) -> list[dict]:

@@ -201,12 +201,12 @@ def test_show_dot_prints_a_digraph(abalone, abalone_steps, tmp_path):
     result = cli(["show", abalone, "--dot"], tmp_path, tmp_path / "state")
     assert result.returncode == 0, result.stderr
     out = result.stdout.strip()
-    assert out.startswith("digraph abalone {") and out.endswith("}")
+    assert out.startswith('digraph "abalone" {') and out.endswith("}")
     for name in abalone_steps:
-        assert re.search(rf"^\s*{name} \[label=", out, re.M), name
-    assert re.search(r"AbaloneMSECond -> AbaloneMSEFail \[label=False", out)
-    assert re.search(r"AbaloneMSECond -> AbaloneRegisterModel \[label=True", out)
-    assert re.search(r"AbaloneProcess -> AbaloneTrain \[label=train", out)
+        assert re.search(rf'^\s*"{name}" \[id="step-{name}" shape=', out, re.M), name
+    assert re.search(r'"AbaloneMSECond" -> "AbaloneMSEFail" \[id="[^"]+" label="False"', out)
+    assert re.search(r'"AbaloneMSECond" -> "AbaloneRegisterModel" \[id="[^"]+" label="True"', out)
+    assert re.search(r'"AbaloneProcess" -> "AbaloneTrain" \[id="[^"]+" label="train"', out)
 
 
 # ------------------------------------------------------------------------------------------------
