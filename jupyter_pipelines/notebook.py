@@ -13,6 +13,10 @@ from .source import Context
 
 
 def load_notebook(path: str | Path) -> Pipeline:
+    path = Path(path)
+    if not path.is_file():  # before the imports below, which take a second
+        raise DefinitionError(f"Notebook {str(path)!r} does not exist. Give the path of an .ipynb file.")
+
     import nbformat
     from IPython.core.error import UsageError
     from IPython.core.inputtransformer2 import TransformerManager
@@ -20,9 +24,6 @@ def load_notebook(path: str | Path) -> Pipeline:
     from .magics import parse_step_line
     from .steps import make_step
 
-    path = Path(path)
-    if not path.is_file():
-        raise DefinitionError(f"Notebook {str(path)!r} does not exist. Give the path of an .ipynb file.")
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:
