@@ -9,7 +9,7 @@ from .preview import preview
 
 
 def _time(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")[:-3] if ts else ""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")[:-3] + " UTC" if ts else ""
 
 
 def step_details(execution: Execution | None, graph, name: str) -> dict:

@@ -42,7 +42,8 @@ def preview(value: Any) -> dict:
             text = json.dumps(value, indent=2, default=repr)
         except (TypeError, ValueError):
             text = _repr.repr(value)
-        out["summary"] = f"{len(value)} {'keys' if isinstance(value, dict) else 'items'}"
+        noun = "key" if isinstance(value, dict) else "item"
+        out["summary"] = f"{len(value)} {noun}{'' if len(value) == 1 else 's'}"
         out["text"] = text if len(text) <= 3000 else text[:3000] + "\n…"
         return out
     out["text"] = repr(value) if len(repr(value)) <= 3000 else _repr.repr(value)

@@ -22,7 +22,8 @@ def static_svg(name: str, parameters: dict[str, Parameter], graph: Graph,
                execution: Execution | None = None, renderer: str | None = None) -> str:
     svg = structure_svg(name, parameters, graph, renderer)
     steps = execution.steps if execution else {}
-    return paint(svg, {n: step_state(steps.get(n)) for n in graph.steps})
+    values = execution.parameters if execution else None
+    return paint(svg, {n: step_state(steps.get(n)) for n in graph.steps}, values)
 
 
 def to_text(name: str, parameters: dict[str, Parameter], graph: Graph,

@@ -45,10 +45,13 @@ def annotate(svg: str, graph: Graph) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def paint(svg: str, states: dict[str, dict]) -> str:
-    """A copy of an annotated SVG showing ``states`` (step -> `view.state.step_state`)."""
+def paint(svg: str, states: dict[str, dict], parameters: dict | None = None) -> str:
+    """A copy of an annotated SVG showing ``states`` (step -> `view.state.step_state`) and the
+    parameter values of the run (overridden ones in bold)."""
     root = ET.fromstring(svg)
     for group in root.iter(f"{{{SVG}}}g"):
+        if group.get("id") == "parameters" and parameters:
+            _paint_parameters(group, parameters)
         name = group.get("data-step")
         if name is None or name not in states:
             continue
@@ -69,6 +72,16 @@ def paint(svg: str, states: dict[str, dict]) -> str:
         if status in ("Skipped", "NotRun"):
             group.set("opacity", "0.45")
     return ET.tostring(root, encoding="unicode")
+
+
+def _paint_parameters(group: ET.Element, values: dict) -> None:
+    for text in group.iter(f"{{{SVG}}}text"):
+        match = re.match(r"^([A-Za-z_]\w*): (\w+) = (.*)$", text.text or "")
+        if match and match.group(1) in values:
+            shown = repr(values[match.group(1)])
+            if shown != match.group(3):
+                text.text = f"{match.group(1)}: {match.group(2)} = {shown}"
+                text.set("font-weight", "bold")
 
 
 def _strip_prolog(svg: str) -> str:

@@ -53,6 +53,41 @@ function render({ model, el }) {
       if (box.length === 4 && box[2] > 0) svg.style.maxWidth = `${Math.ceil(box[2] * 1.2)}px`;
     }
     paintSteps();
+    paintParameters();
+  }
+
+  // The layout's "Parameters" note lists each parameter's declared default; once there is an
+  // execution, show the values it ran with instead (overridden ones in bold).
+  function paintParameters() {
+    const note = graph.querySelector("g#parameters");
+    if (!note) return;
+    const values = (model.get("header") || {}).parameters || {};
+    const shape = note.querySelector("polygon, path");
+    const overridden = [];
+    for (const text of note.querySelectorAll("text")) {
+      if (text.dataset.declared == null) text.dataset.declared = text.textContent;
+      const match = /^(.+?): (\S+) = (.*)$/.exec(text.dataset.declared);
+      if (!match) continue;
+      const [, name, type, declared] = match;
+      const value = Object.hasOwn(values, name) ? values[name] : declared;
+      text.textContent = `${name}: ${type} = ${value}`;
+      text.classList.toggle("jp-param-overridden", value !== declared);
+      if (value !== declared) overridden.push(`${name} (default ${declared})`);
+      // Keep a longer value inside the note (the layout sized it for the default).
+      text.removeAttribute("textLength");
+      text.removeAttribute("lengthAdjust");
+      try {
+        const room = shape ? shape.getBBox().x + shape.getBBox().width - 10 - text.getBBox().x : 0;
+        if (room > 0 && text.getComputedTextLength() > room) {
+          text.setAttribute("textLength", String(room));
+          text.setAttribute("lengthAdjust", "spacingAndGlyphs");
+        }
+      } catch (err) { /* not rendered yet: no geometry */ }
+    }
+    const title = note.querySelector("title");
+    if (title) {
+      title.textContent = overridden.length ? `Parameters; overridden: ${overridden.join(", ")}` : "Parameters";
+    }
   }
 
   function paintSteps() {
@@ -91,6 +126,7 @@ function render({ model, el }) {
       h("span", { class: "jp-pipeline-badge", "data-status": status, text: status }),
       bar, h("span", { class: "jp-pipeline-count", text: `${done}/${total} steps` }), elapsed, params,
     );
+    paintParameters();
     failure.textContent = info.failure ? `Failure reason: ${info.failure}` : "";
     failure.hidden = !info.failure;
     clearInterval(ticker);
@@ -177,17 +213,22 @@ function render({ model, el }) {
     paintSteps();
   });
 
-  model.on("change:svg", drawSvg);
-  model.on("change:steps", paintSteps);
-  model.on("change:header", drawHeader);
-  model.on("change:legend", drawLegend);
-  model.on("change:details", drawDetails);
-  model.on("change:selected", paintSteps);
+  const listeners = {
+    "change:svg": drawSvg, "change:steps": paintSteps, "change:header": drawHeader,
+    "change:legend": drawLegend, "change:details": drawDetails, "change:selected": paintSteps,
+  };
+  for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   drawSvg();
   drawHeader();
   drawLegend();
   drawDetails();
-  return () => clearInterval(ticker);
+  // `el` may not be in the page yet: fit the parameter note once there is geometry.
+  requestAnimationFrame(paintParameters);
+  // A display update re-creates the view: the old one must stop listening and ticking.
+  return () => {
+    clearInterval(ticker);
+    for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+  };
 }
 
 export default { render };

@@ -1,0 +1,215 @@
+"""Fixtures for the browser tests: a real JupyterLab server and a headless Chromium.
+
+Everything runs on loopback in temporary folders: the server's runtime, config, data, settings
+and workspaces folders, IPython's folder and the pipelines' state folder are all fresh, and the
+notebooks are served from a temporary copy of ``notebooks/``. The browser may only talk to that
+server (every other request is aborted).
+
+The tests are skipped, with the reason, where JupyterLab, the ``playwright`` package or a
+Chromium binary is missing. Never run ``playwright install`` for them: they use the system's
+Chromium (``/usr/bin/chromium`` on Debian, or ``$JUPYTER_PIPELINES_CHROMIUM``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+ARTIFACTS = REPO / "artifacts" / "browser"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+SERVER_START_TIMEOUT = 90  # seconds; a cold start on a busy 2-core machine takes ~5-10 s
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "browser: drives a real JupyterLab in headless Chromium (slow; needs jupyterlab, "
+                   "playwright and a Chromium binary)")
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("JUPYTER_PIPELINES_CHROMIUM"), "/usr/bin/chromium",
+                      shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+class LabServer:
+    def __init__(self, process: subprocess.Popen, base_url: str, token: str, root: Path, log: Path):
+        self.process, self.base_url, self.token, self.root, self.log = process, base_url, token, root, log
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.base_url}{path.lstrip('/')}{sep}token={self.token}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _get(url: str, timeout: float = 5.0) -> int:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status
+
+
+def _start_server(tmp: Path) -> LabServer:
+    dirs = {name: tmp / name for name in ("runtime", "config", "data", "settings", "workspaces",
+                                           "ipython", "pipelines", "root")}
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(NOTEBOOKS, dirs["root"], dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", ".jupyter_pipelines",
+                                                  "abalone-synthetic.csv"))
+    # Before the first start, or a "receive Jupyter news?" notification covers the page.
+    notification = (dirs["settings"] / "@jupyterlab" / "apputils-extension"
+                    / "notification.jupyterlab-settings")
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+        "IPYTHONDIR": str(dirs["ipython"]),
+        "JUPYTER_PIPELINES_HOME": str(dirs["pipelines"]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    token = secrets.token_hex(24)
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={dirs['root']}",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(cmd, cwd=dirs["root"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    server = LabServer(process, "", token, dirs["root"], log)
+
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    info_file = dirs["runtime"] / f"jpserver-{process.pid}.json"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{server.log_tail()}")
+        if not server.base_url and info_file.exists():
+            try:
+                info = json.loads(info_file.read_text())
+            except ValueError:  # being written
+                info = {}
+            if info.get("port"):
+                server.base_url = f"http://127.0.0.1:{info['port']}{info.get('base_url', '/')}"
+        if server.base_url:
+            try:
+                if _get(server.url("api/status")) == 200:
+                    return server
+            except (urllib.error.URLError, OSError):
+                pass
+        time.sleep(0.2)  # polling the server's start, not a wait in a test
+    _stop_server(server)
+    raise RuntimeError(f"JupyterLab did not answer within {SERVER_START_TIMEOUT}s:\n{server.log_tail()}")
+
+
+def _stop_server(server: LabServer) -> None:
+    process = server.process
+    if process.poll() is None and server.base_url:
+        try:
+            request = urllib.request.Request(server.url("api/shutdown"), method="POST", data=b"")
+            urllib.request.urlopen(request, timeout=10).close()
+        except (urllib.error.URLError, OSError):
+            pass
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    # Whatever is left of the group (kernels included).
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            process.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 with a random token, serving a copy of ``notebooks/``."""
+    pytest.importorskip("jupyterlab", reason="the browser tests need JupyterLab")
+    pytest.importorskip("anywidget", reason="the browser tests need anywidget")
+    server = _start_server(tmp_path_factory.mktemp("jupyterlab"))
+    try:
+        yield server
+    finally:
+        _stop_server(server)
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless system Chromium through Playwright's sync API (never a downloaded browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need `playwright`")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("the browser tests need Chromium (/usr/bin/chromium; apt-get install chromium)")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, chromium_sandbox=False,
+                                     args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def new_lab_page(chromium, server: LabServer, init_scripts=()):
+    """A page in a fresh context that can reach only ``server`` (plus data: and blob: URLs)."""
+    context = chromium.new_context(viewport={"width": 1440, "height": 1600}, service_workers="block")
+
+    def only_loopback(route):
+        url = route.request.url
+        if url.startswith((server.base_url, "data:", "blob:")):
+            route.continue_()
+        else:
+            route.abort()
+
+    context.route("**/*", only_loopback)
+    for script in init_scripts:
+        context.add_init_script(script)
+    return context, context.new_page()

@@ -1,0 +1,253 @@
+"""The live DAG widget in a real JupyterLab, driven by headless Chromium.
+
+The Abalone tutorial is opened and run once (Run All, through the menu); each test then checks
+the widget of one ``%pipeline run`` cell: its live updates (recorded by a MutationObserver that
+is installed before JupyterLab loads), the final statuses and colours, the condition's outcome,
+the details panel, and the failure banner of the strict run. A screenshot of every widget is
+saved under ``artifacts/browser/``.
+
+Run just these: ``python -m pytest tests/browser -m browser``; skip them: ``-m "not browser"``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from .conftest import new_lab_page
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "abalone.ipynb"
+STEPS = ["AbaloneProcess", "AbaloneTrain", "AbaloneEval", "AbaloneMSECond", "AbaloneRegisterModel",
+         "AbaloneCreateModel", "AbaloneTransform", "AbaloneMSEFail"]
+DEFAULT_RUN = "ex = %pipeline run"
+STRICT_RUN = "strict = %pipeline run --param mse_threshold=3.0"
+
+KERNEL_TIMEOUT = 60_000   # ms: the kernel starts and becomes Idle
+RUN_TIMEOUT = 120_000     # ms: Run All of the tutorial (about 10-30 s on a busy 2-core machine)
+UI_TIMEOUT = 15_000       # ms: a click answered by the kernel, a repaint
+
+# Records every data-status a step node of the DAG shows, with the cell it is in: attribute
+# changes, and the status of nodes as they are added (a view re-created by a display update).
+STATUS_RECORDER = """
+(() => {
+  window.__statusLog = [];
+  let cells = 0;
+  const cellKey = (node) => {
+    const cell = node.closest && node.closest('.jp-Cell');
+    if (!cell) return null;
+    if (!cell.dataset.testCell) cell.dataset.testCell = String(++cells);
+    return cell.dataset.testCell;
+  };
+  const record = (node, how) => window.__statusLog.push({
+    cell: cellKey(node), step: node.getAttribute('data-step'),
+    status: node.getAttribute('data-status'), how, t: performance.now(),
+  });
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      if (m.type === 'attributes') {
+        if (m.target.matches && m.target.matches('g[data-step]')) record(m.target, 'changed');
+      } else {
+        for (const node of m.addedNodes) {
+          if (node.nodeType !== 1) continue;
+          if (node.matches('g[data-step]')) record(node, 'added');
+          for (const g of node.querySelectorAll('g[data-step]')) record(g, 'added');
+        }
+      }
+    }
+  }).observe(document, {subtree: true, childList: true, attributes: true,
+                        attributeFilter: ['data-status']});
+})();
+"""
+
+
+def code_cell(page, source: str):
+    """The notebook's code cell whose whole source is ``source``."""
+    editor = page.locator(".jp-InputArea-editor", has_text=re.compile(rf"^\s*{re.escape(source)}\s*$"))
+    return page.locator(".jp-Notebook .jp-CodeCell").filter(has=editor)
+
+
+def step_node(widget, name: str):
+    return widget.locator(f'g[data-step="{name}"]')
+
+
+def status_log(page, cell) -> list[dict]:
+    key = cell.evaluate("c => c.dataset.testCell || null")
+    return [r for r in page.evaluate("window.__statusLog") if key is not None and r["cell"] == key]
+
+
+def wait_for_opacity_below(page, locator, limit: float) -> float:
+    """Wait until the element's computed opacity (after CSS transitions) is below ``limit``."""
+    handle = locator.element_handle()
+    page.wait_for_function("([el, limit]) => parseFloat(getComputedStyle(el).opacity) < limit",
+                           arg=[handle, limit], timeout=UI_TIMEOUT)
+    return float(locator.evaluate("el => getComputedStyle(el).opacity"))
+
+
+def screenshot(page, locator, path) -> None:
+    """An element screenshot once the element has stopped moving.
+
+    JupyterLab renders off-screen cells lazily (``content-visibility``), so scrolling a cell into
+    view can move it again a frame later; a screenshot taken before that is offset and cropped.
+    """
+    locator.scroll_into_view_if_needed()
+    page.wait_for_function(
+        """el => {
+          const r = el.getBoundingClientRect(), key = [r.x, r.y, r.width, r.height].join();
+          el.__stableFrames = el.__lastRect === key ? (el.__stableFrames || 0) + 1 : 0;
+          el.__lastRect = key;
+          return el.__stableFrames >= 3;
+        }""", arg=locator.element_handle(), polling="raf", timeout=UI_TIMEOUT)
+    locator.screenshot(path=path, animations="disabled")
+
+
+def outputs_text(page) -> str:
+    """The notebook's outputs as text, for failure messages."""
+    return page.locator(".jp-Notebook").evaluate(
+        "nb => [...nb.querySelectorAll('.jp-CodeCell')].map((c, i) => "
+        "`[${i}] ${c.querySelector('.jp-InputPrompt')?.textContent} ` + "
+        "(c.querySelector('.jp-OutputArea')?.innerText || '').slice(0, 600)).join('\\n')")
+
+
+@pytest.fixture(scope="module")
+def abalone(chromium, lab_server, artifacts_dir):
+    """The Abalone tutorial, open in JupyterLab and run once with Run All."""
+    from playwright.sync_api import expect
+
+    context, page = new_lab_page(chromium, lab_server)
+    page.add_init_script(STATUS_RECORDER)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(lab_server.url(f"lab/tree/{NOTEBOOK}?reset"), timeout=KERNEL_TIMEOUT)
+        # Run All sent before the kernel is ready is dropped: wait for "| Idle" in the status bar.
+        expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=KERNEL_TIMEOUT)
+        # The saved notebook has execution counts and outputs: clear them so that what the
+        # tests see can only come from this run.
+        last_prompt = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-InputPrompt")
+        page.get_by_role("menuitem", name="Edit", exact=True).click()
+        page.get_by_role("menuitem", name=re.compile(r"^Clear Outputs of All Cells")).click()
+        expect(last_prompt).to_have_text(re.compile(r"^\s*\[ \]:\s*$"))
+        expect(page.locator(".jp-Notebook .jp-OutputArea-output")).to_have_count(0)
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+        try:
+            # Run All stops at the first error, so the last cell gets its number only if all passed.
+            expect(last_prompt).to_have_text(re.compile(r"^\s*\[\d+\]:\s*$"), timeout=RUN_TIMEOUT)
+        except AssertionError as exc:
+            page.screenshot(path=artifacts_dir / "abalone-run-all-failed.png", full_page=True)
+            raise AssertionError(f"Run All did not finish:\n{outputs_text(page)}\n"
+                                 f"page errors: {errors}\nserver log:\n{lab_server.log_tail()}") from exc
+        yield SimpleNamespace(page=page, errors=errors)
+    finally:
+        context.close()
+
+
+def test_default_run_widget(abalone, artifacts_dir):
+    from playwright.sync_api import expect
+
+    page = abalone.page
+    cell = code_cell(page, DEFAULT_RUN)
+    expect(cell).to_have_count(1)
+    widget = cell.locator(".jp-OutputArea .jp-pipeline")
+    expect(widget).to_have_count(1, timeout=UI_TIMEOUT)
+    expect(widget.locator(".jp-pipeline-header .jp-pipeline-badge")).to_have_attribute(
+        "data-status", "Succeeded", timeout=UI_TIMEOUT)
+
+    # Final statuses: the True branch ran, the fail step was skipped.
+    for name in STEPS:
+        expected = "Skipped" if name == "AbaloneMSEFail" else "Succeeded"
+        expect(step_node(widget, name)).to_have_attribute("data-status", expected)
+    expect(widget.locator(".jp-pipeline-count")).to_have_text(f"{len(STEPS)}/{len(STEPS)} steps")
+    expect(widget.locator(".jp-pipeline-progress-fill")).to_have_attribute(
+        "style", re.compile(r"width:\s*100%"))
+    expect(widget.locator(".jp-pipeline-elapsed")).to_have_text(re.compile(r"^\d+(\.\d)?s$"))
+    expect(widget.locator(".jp-pipeline-legend-item")).to_have_count(7)  # the Abalone uses all 7 kinds
+    expect(widget.locator(".jp-pipeline-param")).to_contain_text(["mse_threshold=6.0"])
+    expect(widget.locator(".jp-pipeline-failure")).to_be_hidden()
+
+    # Live: the slow training step (~0.5 s) was seen Executing before Succeeded, in this widget.
+    log = status_log(page, cell)
+    train = [r["status"] for r in log if r["step"] == "AbaloneTrain"]
+    assert "Executing" in train, f"AbaloneTrain never showed Executing in the live widget: {train}"
+    assert "Succeeded" in train[train.index("Executing"):], f"Executing not followed by Succeeded: {train}"
+    seen_executing = sorted({r["step"] for r in log if r["status"] == "Executing"})
+    assert "AbaloneTrain" in seen_executing
+
+    # The condition: its outcome as an attribute and as the comparison text.
+    cond = step_node(widget, "AbaloneMSECond")
+    expect(cond).to_have_attribute("data-outcome", "True")
+    expect(cond.locator('text[data-role="outcome"]')).to_have_text(
+        re.compile(r"mse.* [\d.]+ <= mse_threshold 6\.0 → True"))
+
+    screenshot(page, widget, artifacts_dir / "abalone-default.png")
+
+    # Clicking a node opens the details panel with that step's report.
+    details = widget.locator('[data-details-for="AbaloneEval"]')
+    expect(details).to_have_count(0)
+    step_node(widget, "AbaloneEval").click()
+    expect(details).to_be_visible(timeout=UI_TIMEOUT)
+    expect(details.locator(".jp-pipeline-details-head")).to_contain_text("AbaloneEval")
+    expect(details.locator(".jp-pipeline-details-head .jp-pipeline-badge")).to_have_text("Succeeded")
+    report = details.locator("section", has=page.locator("h4", has_text="Outputs")).locator(
+        "tr", has=page.locator("th", has_text=re.compile(r"^report$")))
+    expect(report).to_contain_text("regression_metrics")
+    expect(report.locator("pre")).to_have_text(re.compile(r'"mse": \{\s*"value": \d+\.\d+', re.S))
+    mse = json.loads(report.locator("pre").inner_text())["regression_metrics"]["mse"]["value"]
+    assert 0 < mse <= 6.0
+    expect(step_node(widget, "AbaloneEval")).to_have_class(re.compile(r"\bjp-selected\b"))
+    screenshot(page, widget, artifacts_dir / "abalone-default-details.png")
+
+    # The close button clears the selection (round trip through the kernel).
+    details.locator(".jp-pipeline-close").click()
+    expect(widget.locator("[data-details-for]")).to_have_count(0, timeout=UI_TIMEOUT)
+    expect(step_node(widget, "AbaloneEval")).not_to_have_class(re.compile(r"\bjp-selected\b"))
+    assert not abalone.errors, f"JavaScript errors on the page: {abalone.errors}"
+
+
+def test_strict_run_widget(abalone, artifacts_dir):
+    from playwright.sync_api import expect
+
+    page = abalone.page
+    cell = code_cell(page, STRICT_RUN)
+    expect(cell).to_have_count(1)
+    widget = cell.locator(".jp-OutputArea .jp-pipeline")
+    expect(widget).to_have_count(1, timeout=UI_TIMEOUT)
+    expect(widget.locator(".jp-pipeline-header .jp-pipeline-badge")).to_have_attribute(
+        "data-status", "Failed", timeout=UI_TIMEOUT)
+    expect(widget.locator(".jp-pipeline-param")).to_contain_text(["mse_threshold=3.0"])
+    # The graph's parameter note shows the value this run used, not the default 6.0.
+    expect(widget.locator("g#parameters text.jp-param-overridden")).to_have_text(
+        ["mse_threshold: Float = 3.0"])
+
+    expect(step_node(widget, "AbaloneMSEFail")).to_have_attribute("data-status", "Failed")
+    for name in ("AbaloneProcess", "AbaloneTrain", "AbaloneEval", "AbaloneMSECond"):
+        expect(step_node(widget, name)).to_have_attribute("data-status", "Succeeded")
+    cond = step_node(widget, "AbaloneMSECond")
+    expect(cond).to_have_attribute("data-outcome", "False")
+    expect(cond.locator('text[data-role="outcome"]')).to_have_text(
+        re.compile(r"mse.* [\d.]+ <= mse_threshold 3\.0 → False"))
+
+    # The skipped branch is greyed out.
+    for name in ("AbaloneRegisterModel", "AbaloneCreateModel", "AbaloneTransform"):
+        node = step_node(widget, name)
+        expect(node).to_have_attribute("data-status", "Skipped")
+        opacity = wait_for_opacity_below(page, node, 0.6)
+        assert opacity < 0.6, f"{name} is not greyed out (opacity {opacity})"
+    assert float(step_node(widget, "AbaloneMSEFail").evaluate("el => getComputedStyle(el).opacity")) == 1
+
+    # The failure reason, above the graph.
+    failure = widget.locator(".jp-pipeline-failure")
+    expect(failure).to_be_visible()
+    expect(failure).to_contain_text("MSE")
+    expect(failure).to_contain_text("3.0")
+    failure_box = failure.bounding_box()
+    graph_box = widget.locator(".jp-pipeline-graph").bounding_box()
+    assert failure_box["y"] + failure_box["height"] <= graph_box["y"] + 1, (failure_box, graph_box)
+
+    screenshot(page, widget, artifacts_dir / "abalone-strict.png")
+    assert not abalone.errors, f"JavaScript errors on the page: {abalone.errors}"
