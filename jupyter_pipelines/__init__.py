@@ -26,6 +26,9 @@ def load_ipython_extension(ipython) -> None:
             _magics.session.close()
         _magics = PipelineMagics(ipython)
     ipython.register_magics(_magics)
+    from .registry_magics import RegistryMagics
+
+    ipython.register_magics(RegistryMagics)
 
 
 def current() -> Pipeline:

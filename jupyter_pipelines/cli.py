@@ -13,6 +13,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import history_cli, registry_cli
 from .errors import PipelineError
 from .execution import Execution
 
@@ -29,14 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--json", action="store_true",
                      help="print the execution as JSON (SageMaker's field names) instead of a table")
     run.add_argument("--verbose", "-v", action="store_true", help="show every step's output")
+    run.add_argument("--from", dest="from_step", metavar="STEP", help="run this step and all downstream")
+    run.add_argument("--to", dest="to_step", metavar="STEP", help="run this step and all upstream")
+    run.add_argument("--only", nargs="+", metavar="STEP", help="run just these steps")
+    run.add_argument("--no-cache", dest="cache", action="store_false",
+                     help="run every step afresh, reusing no stored result")
     show = sub.add_parser("show", help="print a notebook pipeline's DAG")
     show.add_argument("notebook", help="the .ipynb file")
     show.add_argument("--dot", action="store_true", help="print Graphviz DOT text instead")
     show.add_argument("--svg", metavar="FILE",
                       help="also write the DAG as SVG (the widget's drawing, with its data-* attributes)")
+    history_cli.add_commands(sub)
+    registry_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    commands = {"run": _run, "show": _show, "registry": registry_cli.run, **history_cli.COMMANDS}
     try:
-        return {"run": _run, "show": _show}[args.command](args)
+        return commands[args.command](args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -58,20 +67,26 @@ def _show(args) -> int:
 
 
 def _run(args) -> int:
-    from rich.console import Console
-
     from .notebook import load_notebook
-    from .parameters import parse_assignments
-
-    from .parameters import resolve
+    from .parameters import parse_assignments, resolve
 
     pipeline = load_notebook(args.notebook)
     overrides = parse_assignments(args.param)
     resolve(pipeline.parameters, overrides)  # bad parameters fail before the progress display
+    select = {"from_step": args.from_step, "to_step": args.to_step, "only": args.only,
+              "cache": args.cache}
+    return execute(lambda listener: pipeline.start(overrides, listeners=[listener], **select),
+                   len(pipeline.steps), Path(args.notebook).parent, args)
+
+
+def execute(start, total: int, folder: Path, args) -> int:
+    """Run ``start(listener)`` in ``folder`` with a progress display; report; the exit code."""
+    from rich.console import Console
+
     err = Console(stderr=True)
-    with _progress(err, len(pipeline.steps)) as listener, _working_dir(Path(args.notebook).parent):
+    with _progress(err, total) as listener, _working_dir(folder):
         try:
-            execution = pipeline.start(overrides, listeners=[listener])
+            execution = start(listener)
         except KeyboardInterrupt:  # pragma: no cover - interrupted before the run loop
             err.print("Interrupted.")
             return 1
@@ -83,7 +98,7 @@ def _run(args) -> int:
                "Steps": execution.list_steps()}
         print(json.dumps(doc, indent=2, default=repr))
     else:
-        _print_summary(execution, Console(), args.verbose)
+        _print_summary(execution, Console(), getattr(args, "verbose", False))
     return 0 if execution.status == "Succeeded" else 1
 
 

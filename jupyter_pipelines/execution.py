@@ -30,10 +30,26 @@ class StepRecord:
     outputs: dict[str, Any] = field(default_factory=dict)
     reused_from: str | None = None  # execution id whose results a Cached step reused
     attempts: int = 0
+    refs: dict[str, Any] = field(default_factory=dict)       # output -> stored ArtifactRef
+    cache_key: str | None = None
+    key_parts: dict[str, str] | None = None
+    why: str | None = None         # why the step ran instead of reusing a stored result
+    loader: Any = field(default=None, repr=False, compare=False)  # ArtifactRef -> value
 
     @property
     def duration(self) -> float | None:
         return self.end - self.start if self.start and self.end else None
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return {name: ref.digest for name, ref in self.refs.items()}
+
+    def value(self, name: str) -> Any:
+        """An output's value, loaded from the artifact store the first time it is needed."""
+        value = self.outputs[name]
+        if self.loader is not None and type(value).__name__ == "ArtifactRef":
+            value = self.outputs[name] = self.loader(value)
+        return value
 
     def as_sagemaker(self) -> dict:
         item: dict[str, Any] = {"StepName": self.name, "StepStatus": self.status,
@@ -44,6 +60,8 @@ class StepRecord:
         meta = dict(self.metadata)
         if self.reused_from:
             meta["Cached"] = {"SourcePipelineExecutionArn": self.reused_from}
+        if self.why:
+            meta["Why"] = self.why
         if meta:
             item["Metadata"] = meta
         return item
@@ -110,7 +128,7 @@ class Execution:
             )
         record = self.steps[step]
         if name is None and len(record.outputs) == 1:
-            return next(iter(record.outputs.values()))
+            name = next(iter(record.outputs))
         if name not in record.outputs:
             if record.status not in ("Succeeded", "Cached"):
                 raise PipelineError(
@@ -121,7 +139,7 @@ class Execution:
                 f"Step `{step}` has no output `{name}`.{did_you_mean(str(name), record.outputs)} "
                 f"Its outputs are: {', '.join(record.outputs) or 'none'}."
             )
-        return record.outputs[name]
+        return record.value(name)
 
     # -- display --------------------------------------------------------------------------
     def summary_rows(self) -> list[tuple[str, str, str, str, str]]:

@@ -37,13 +37,20 @@ class Graph:
     missing_branches: dict[str, list[str]] = field(default_factory=dict)  # not defined yet
 
     def ancestors(self, names) -> set[str]:
+        return self._reach(names, self.upstream)
+
+    def descendants(self, names) -> set[str]:
+        return self._reach(names, self.downstream)
+
+    @staticmethod
+    def _reach(names, edges: dict[str, tuple[str, ...]]) -> set[str]:
         seen: set[str] = set()
         stack = list(names)
         while stack:
-            for up in self.upstream[stack.pop()]:
-                if up not in seen:
-                    seen.add(up)
-                    stack.append(up)
+            for other in edges[stack.pop()]:
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
         return seen
 
 

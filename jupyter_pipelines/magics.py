@@ -13,6 +13,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .parameters import parse_assignments
 from .session import Session
 
+COMMANDS = ("run", "show", "steps", "remove", "reset", "executions", "describe", "why", "retry")
 STEP_KINDS = ("processing", "training", "condition", "fail", "register-model", "create-model",
               "transform")
 _OPTION_FLAGS = ("model", "if_steps", "else_steps", "group", "approval_status", "metrics",
@@ -52,6 +53,14 @@ class PipelineMagics(Magics):
     @argument("--metrics", help="register-model: the input holding the model's metrics.")
     @argument("--data", help="transform: the input holding the rows to predict.")
     @argument("--batch-size", type=int, help="transform: rows per batch (default 1024).")
+    @argument("--no-cache", dest="cache", action="store_false",
+              help="Always run the step, never reuse a stored result.")
+    @argument("--cache-expire", metavar="DURATION",
+              help="How long a stored result stays valid, ISO-8601 (e.g. P30D, PT12H).")
+    @argument("--retry", type=int, default=0, metavar="N",
+              help="Retry the step up to N times when its code raises.")
+    @argument("--retry-backoff", type=float, default=1.0, metavar="SECONDS",
+              help="Seconds before the first retry, doubling after each (default 1).")
     @cell_magic
     def step(self, line: str, cell: str):
         """Define a pipeline step from this cell and run it (with the upstream it needs).
@@ -66,29 +75,54 @@ class PipelineMagics(Magics):
         self.session.run_step(name)
 
     @magic_arguments()
-    @argument("command", choices=("run", "show", "steps", "remove", "reset"),
-              help="run: run the whole pipeline; show: draw the DAG; steps: list the steps; "
-                   "remove NAME: delete a step; reset: delete all steps and parameters.")
-    @argument("names", nargs="*", help="remove: the step(s) to delete.")
+    @argument("command", choices=COMMANDS,
+              help="run: run the pipeline; show: draw the DAG; steps: list the steps; "
+                   "remove NAME: delete a step; reset: delete all steps and parameters; "
+                   "executions: list recorded executions; describe [EXECUTION]: one execution; "
+                   "why STEP: why a step ran; retry [EXECUTION]: resume a failed execution.")
+    @argument("names", nargs="*", help="remove: step(s); why: a step; describe/retry: an execution.")
     @argument("--param", "-p", action="append", metavar="NAME=VALUE",
               help="run: override a parameter (repeatable).")
+    @argument("--from", dest="from_step", metavar="STEP", help="run: this step and all downstream.")
+    @argument("--to", dest="to_step", metavar="STEP", help="run: this step and all upstream.")
+    @argument("--only", nargs="+", metavar="STEP", help="run: just these steps.")
+    @argument("--no-cache", dest="cache", action="store_false",
+              help="run: run every step afresh, reusing no stored result.")
     @line_magic
     def pipeline(self, line: str):
         """Run, show or change the notebook's pipeline. ``ex = %pipeline run`` keeps the
         execution."""
         args = parse_argstring(self.pipeline, line)
         pipe = self.session.pipeline
-        if args.command != "remove" and args.names:
-            raise UsageError(f"%pipeline {args.command} takes no names (got {' '.join(args.names)}).")
-        if args.param and args.command != "run":
-            raise UsageError("--param is only for %pipeline run.")
+        allowed = {"remove": None, "why": 1, "describe": 1, "retry": 1}
+        if args.names and (args.command not in allowed or
+                           (allowed[args.command] and len(args.names) > allowed[args.command])):
+            raise UsageError(f"%pipeline {args.command} does not take {' '.join(args.names)!r}.")
+        run_flags = args.param or args.from_step or args.to_step or args.only or not args.cache
+        if run_flags and args.command != "run":
+            raise UsageError("--param, --from, --to, --only and --no-cache are for %pipeline run.")
         if args.command == "run":
-            return self.session.run(parse_assignments(args.param))
+            return self.session.run(parse_assignments(args.param), from_step=args.from_step,
+                                    to_step=args.to_step, only=args.only, cache=args.cache)
+        if args.command == "retry":
+            return self.session.retry(args.names[0] if args.names else None)
+        if args.command == "executions":
+            import pandas as pd
+
+            rows = pipe.list_executions()
+            return pd.DataFrame(rows).set_index("PipelineExecutionArn") if rows else pd.DataFrame()
+        if args.command == "describe":
+            return pipe.load_execution(args.names[0] if args.names else None)
+        if args.command == "why":
+            if not args.names:
+                raise UsageError("%pipeline why needs a step name, e.g. %pipeline why AbaloneTrain.")
+            print(pipe.why(args.names[0]))
+            return None
         if args.command == "show":
             from .view import live_view
 
             self.session.refresh_context()
-            latest = pipe.executions[-1] if pipe.executions else None
+            latest = pipe.executions[-1] if pipe.executions else self.session.latest_recorded()
             return live_view(pipe, latest)
         if args.command == "steps":
             import pandas as pd
@@ -109,7 +143,8 @@ def parse_step_line(line: str) -> dict:
     """The ``%%step`` line as keyword arguments for `make_step` (also used by the CLI)."""
     args = parse_argstring(PipelineMagics.step, line)
     spec = {"name": args.name, "kind": args.kind, "inputs": args.inputs, "outputs": args.outputs,
-            "depends_on": args.depends_on}
+            "depends_on": args.depends_on, "cache": args.cache, "cache_expire": args.cache_expire,
+            "retry": args.retry, "retry_backoff": args.retry_backoff}
     for flag in _OPTION_FLAGS:
         value = getattr(args, flag)
         if value is not None:

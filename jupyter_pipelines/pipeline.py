@@ -35,9 +35,12 @@ class Pipeline:
     """
 
     def __init__(self, name: str = "pipeline", *, home: str | Path | None = None,
-                 executor: Executor | None = None, context: Context | None = None):
+                 executor: Executor | None = None, context: Context | None = None,
+                 persist: bool = True, store: str | None = None):
         self.name = name
         self.home = Path(home) if home else None
+        self.persist = persist  # keep history and artifacts, reuse stored results
+        self.store = store      # where artifacts go: a folder or an fsspec URL (default: home)
         self.executor = executor
         self._context = context or Context()
         self._graph: tuple[Graph, dict[str, list[str]]] | None = None
@@ -109,16 +112,28 @@ class Pipeline:
     def state_dir(self) -> Path:
         return self.home or default_home()
 
+    @property
+    def workspace(self):
+        """The state folder's history and artifact store."""
+        from .store.workspace import Workspace
+
+        return Workspace.open(str(self.state_dir.resolve()), self.store)
+
     # -- running -----------------------------------------------------------------------
     def start(self, parameters: dict[str, Any] | None = None, *, executor: Executor | None = None,
-              listeners: list[Listener] = (), echo: bool = False,
-              display: bool | None = None) -> Execution:
-        """Run the whole pipeline as one execution; returns it when finished.
+              listeners: list[Listener] = (), echo: bool = False, display: bool | None = None,
+              from_step: str | None = None, to_step: str | None = None,
+              only: list[str] | None = None, cache: bool = True) -> Execution:
+        """Run the pipeline as one execution; returns it when finished.
 
+        ``from_step``/``to_step``/``only`` run part of the DAG (those steps always run; the
+        other steps they need come from the store); ``cache=False`` runs every step afresh.
         In a notebook (``display`` None) or with ``display=True`` the live DAG widget is shown
         and updated while it runs."""
-        return self._execute(parameters, None, executor, listeners, echo, reuse=False,
-                             display=_in_notebook() if display is None else display)
+        select = (from_step, to_step, tuple(only or ())) if (from_step or to_step or only) else None
+        return self._execute(parameters, select=select, executor=executor, listeners=listeners,
+                             echo=echo, display=_in_notebook() if display is None else display,
+                             cache=cache)
 
     def run_step(self, name: str, parameters: dict[str, Any] | None = None, *,
                  executor: Executor | None = None, listeners: list[Listener] = (),
@@ -127,16 +142,44 @@ class Pipeline:
         steps whose code, inputs and parameters have not changed (what a ``%%step`` cell does)."""
         if name not in self.steps:
             raise UnknownReferenceError(f"There is no step `{name}`.{did_you_mean(name, self.steps)}")
-        return self._execute(parameters, name, executor, listeners, echo, reuse=True)
+        return self._execute(parameters, target=name, executor=executor, listeners=listeners,
+                             echo=echo)
 
-    def _execute(self, overrides, target, executor, listeners, echo, reuse,
-                 display=False) -> Execution:
+    def retry(self, execution_id: str | None = None, **kwargs) -> Execution:
+        """Re-run a Failed or Stopped execution (default: the latest) with its parameters,
+        reusing the results of the steps that finished (SageMaker's RetryPipelineExecution)."""
+        doc = self._require_store("retry").find(execution_id, self.name, ("Failed", "Stopped"))
+        if doc["status"] not in ("Failed", "Stopped"):
+            raise PipelineError(f"Execution {doc['id']} {doc['status']}; only a Failed or Stopped "
+                                "execution can be retried.")
+        kwargs.setdefault("display", _in_notebook())
+        return self._execute(doc["parameters"], retry_of=doc["id"], **kwargs)
+
+    def _execute(self, overrides, *, target=None, select=None, retry_of=None, executor=None,
+                 listeners=(), echo=False, display=False, cache=True) -> Execution:
         values = params_mod.resolve(self.parameters, overrides)
         graph, names = self._selection(target)
+        forced: frozenset[str] = frozenset()
+        if select:
+            forced = self._selected(graph, *select)
+            names = [n for n in graph.order if n in forced | graph.ancestors(forced)]
+        elif not cache:
+            forced = frozenset(names)
         prints = fingerprints(graph, values, self.context)
-        reused = self._reusable(names, prints, target) if reuse else {}
+        reused = self._reusable(names, prints, target) if target else {}
         execution_id = f"{self.name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         listeners = [*self.listeners, *listeners]
+        recorder = None
+        if self.persist:
+            recorder = self._recorder(graph, values, retry_of, forced)
+            if retry_of:
+                reused.update(self.workspace.succeeded_steps(retry_of, graph))
+            if select:
+                upstream = [n for n in names if n not in forced and n not in reused]
+                reused.update(self.workspace.stored_upstream(recorder, graph, upstream))
+            listeners.append(recorder)
+        elif select or retry_of:
+            self._require_store("partial runs and retries")
         if display:
             from .view import live_view
 
@@ -151,12 +194,66 @@ class Pipeline:
         base.update(values)
         ctx = RunContext(execution_id, self.state_dir, MappingProxyType(values))
         runner.run(execution, graph, names, executor or self.executor or InKernelExecutor(),
-                   base, ctx, reused, echo)
+                   base, ctx, reused, echo, recorder)
         for n, record in execution.steps.items():
             if record.status == "Succeeded":
                 self._memory[n] = (prints[n], record, execution.id)
         self.executions.append(execution)
         return execution
+
+    def _recorder(self, graph: Graph, values: dict, retry_of: str | None, forced: frozenset[str]):
+        from .definition import digest, to_document
+        from .store.recorder import Recorder
+
+        workspace = self.workspace
+        document = to_document(self)
+        version = workspace.history.record_version(self.name, digest(document), document)
+        return Recorder(self.name, workspace.history, workspace.artifacts, graph, self.context,
+                        values, version, retry_of, forced)
+
+    def _require_store(self, what: str):
+        if not self.persist:
+            raise PipelineError(f"This pipeline keeps no history (persist=False), so {what} cannot "
+                                "use stored results. Create it with persist=True (the default).")
+        return self.workspace
+
+    def _selected(self, graph: Graph, from_step, to_step, only) -> frozenset[str]:
+        for name in [from_step, to_step, *only]:
+            if name and name not in graph.steps:
+                raise UnknownReferenceError(
+                    f"There is no step `{name}` to run.{did_you_mean(name, graph.steps)}")
+        if only:
+            return frozenset(only)
+        chosen = set(graph.steps)
+        if from_step:
+            chosen &= graph.descendants([from_step]) | {from_step}
+        if to_step:
+            chosen &= graph.ancestors([to_step]) | {to_step}
+        if not chosen:
+            raise PipelineError(f"No step is both downstream of `{from_step}` and upstream of "
+                                f"`{to_step}`: nothing to run.")
+        return frozenset(chosen)
+
+    # -- history -------------------------------------------------------------------------
+    def list_executions(self) -> list[dict]:
+        """Recorded executions of this pipeline, newest first (SageMaker's summary fields)."""
+        history = self._require_store("history").history
+        return [execution_summary(doc) for doc in history.executions(self.name)]
+
+    def load_execution(self, execution_id: str | None = None) -> Execution:
+        """A recorded execution (default: the latest), also after a kernel restart."""
+        workspace = self._require_store("history")
+        return workspace.load(workspace.find(execution_id, self.name))
+
+    def why(self, step: str) -> str:
+        """Why ``step`` ran (or was reused) in its latest recorded run."""
+        run = self._require_store("why").history.latest_run(step, self.name)
+        if run is None:
+            raise PipelineError(f"Step `{step}` has no recorded run yet.{did_you_mean(step, self.steps)}")
+        if run["status"] == "Cached":
+            return (f"`{step}` did not run in {run['execution_id']}: it reused the stored result of "
+                    f"{run['cache_source']} (same code, helpers, inputs, parameters and packages).")
+        return f"`{step}` ran in {run['execution_id']} because {run['why'] or 'it was selected to run'}."
 
     def _selection(self, target: str | None) -> tuple[Graph, list[str]]:
         """The validated graph and the steps to run: all, or ``target`` and its upstream (a step
@@ -200,6 +297,19 @@ class Pipeline:
     def __repr__(self) -> str:
         return (f"Pipeline({self.name!r}, parameters={list(self.parameters)}, "
                 f"steps={list(self.steps)})")
+
+
+def execution_summary(doc: dict) -> dict:
+    from .execution import _iso
+
+    out = {"PipelineExecutionArn": doc["id"], "PipelineExecutionStatus": doc["status"],
+           "StartTime": _iso(doc["start"]), "EndTime": _iso(doc["end"]),
+           "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in doc["parameters"].items()]}
+    if doc["failure_reason"]:
+        out["FailureReason"] = doc["failure_reason"]
+    if doc.get("retry_of"):
+        out["RetryOf"] = doc["retry_of"]
+    return out
 
 
 def _in_notebook() -> bool:

@@ -114,19 +114,33 @@ class Session:
                 )
         return execution
 
-    def run(self, parameters: dict[str, Any] | None = None) -> Execution:
+    def run(self, parameters: dict[str, Any] | None = None, **select: Any) -> Execution:
         self.refresh_context()
         execution = self.pipeline.start(parameters, listeners=[self.report_failures], echo=True,
+                                        display=True, **select)
+        self.bind(execution)
+        return execution
+
+    def retry(self, execution_id: str | None) -> Execution:
+        self.refresh_context()
+        execution = self.pipeline.retry(execution_id, listeners=[self.report_failures], echo=True,
                                         display=True)
         self.bind(execution)
         return execution
 
+    def latest_recorded(self) -> Execution | None:
+        """The newest execution in the history (e.g. after a kernel restart), if any."""
+        try:
+            return self.pipeline.load_execution()
+        except Exception:  # no history yet, or none for this pipeline
+            return None
+
     def bind(self, execution: Execution) -> None:
         for record in execution.steps.values():
             if record.status in ("Succeeded", "Cached"):
-                for key, value in record.outputs.items():
+                for key in record.outputs:
                     if key.isidentifier():
-                        self.shell.user_ns[key] = protect(value)
+                        self.shell.user_ns[key] = protect(record.value(key))
 
     @staticmethod
     def report_failures(event: str, *, execution: Execution, step: str | None = None,

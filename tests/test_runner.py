@@ -96,6 +96,7 @@ def test_events_arrive_in_order_with_keyword_fields(pipe):
 
 
 def test_run_step_reuses_only_what_is_still_valid(pipe):
+    pipe.persist = False  # the in-memory reuse of a cell run, without the store's cache
     pipe.add_parameter("k", 1)
     pipe.add_step("Load", "data = [1, 2, 3]")
     pipe.add_step("Scale", "scaled = [d * k for d in data]")
@@ -112,6 +113,7 @@ def test_run_step_reuses_only_what_is_still_valid(pipe):
 
 
 def test_a_context_function_change_invalidates_the_steps_that_use_it(pipe):
+    pipe.persist = False
     pipe.context = Context.from_cells(["def f(v):\n    return v + 1"])
     pipe.add_step("A", "a = f(1)")
     pipe.add_step("B", "b = a * 2")

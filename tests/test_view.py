@@ -106,7 +106,8 @@ def test_step_state_for_every_status(status):
                         end=None if status in ("Pending", "Executing", "Skipped") else 10.5)
     state = step_state(record)
     assert state["status"] == status
-    assert state["label"] == (f"{status} · 0.50s" if record.end else status)
+    timed = record.end and status != "Cached"  # a reused result took no time
+    assert state["label"] == (f"{status} · 0.50s" if timed else status)
 
 
 def test_details_of_a_step_show_inputs_outputs_previews_and_condition(pipe):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ExecutionFailed, PipelineError, StepFailed
 from ..execution import Execution, StepRecord
@@ -55,94 +55,144 @@ def run_task(step: Step, ns: dict, ctx: RunContext) -> TaskResult:
     return result
 
 
+class Cache(Protocol):
+    """What the run loop asks of the store (see `store.recorder.Recorder`)."""
+
+    def lookup(self, step: Step, record: StepRecord, execution: Execution) -> StepRecord | None: ...
+
+    def store(self, step: Step, record: StepRecord) -> None: ...
+
+
 def run(execution: Execution, graph: Graph, names: list[str], executor: Executor,
         base: dict, ctx: RunContext, reused: dict[str, StepRecord] | None = None,
-        echo: bool = False) -> Execution:
+        echo: bool = False, cache: Cache | None = None) -> Execution:
     """Run ``names`` (a set of steps closed under their upstream) of ``graph``.
 
     ``base`` is the namespace every step starts from (the notebook's context plus the
-    parameters); ``reused`` are records of steps whose earlier results stand (Cached).
+    parameters); ``reused`` are records of steps whose earlier results stand (Cached);
+    ``cache``, if given, may supply a stored result for a step and keeps every new one.
     """
-    wanted = set(names)
-    plan = scheduler.Plan(
-        upstream={n: tuple(u for u in graph.upstream[n] if u in wanted) for n in names},
-        downstream={n: tuple(d for d in graph.downstream[n] if d in wanted) for n in names},
-        inputs={n: graph.inputs[n] for n in names},
-    )
-    outputs: dict[str, dict[str, Any]] = {}
-    for name, record in (reused or {}).items():
-        execution.steps[name] = record
-        outputs[name] = record.outputs
-    execution.start_time = time.time()
-    execution.emit("execution_started")
-    doomed = [s for n, r in (reused or {}).items() for s in _branch_not_taken(graph.steps[n], r.metadata)]
-    state = scheduler.initial(plan, {n: "Cached" for n in (reused or {})}, doomed)
-    _settled(execution, state, [n for n in names if state.finished.get(n) in ("Skipped", "NotRun")])
-    futures: dict[Future, str] = {}
+    return _Run(execution, graph, names, executor, base, ctx, cache).go(reused or {}, echo)
 
-    def collect(future: Future) -> None:
-        name = futures.pop(future)
-        record = execution.steps[name]
+
+class _Run:
+    def __init__(self, execution, graph, names, executor, base, ctx, cache):
+        self.execution, self.graph, self.executor = execution, graph, executor
+        self.base, self.ctx, self.cache = base, ctx, cache
+        wanted = set(names)
+        self.names = names
+        self.plan = scheduler.Plan(
+            upstream={n: tuple(u for u in graph.upstream[n] if u in wanted) for n in names},
+            downstream={n: tuple(d for d in graph.downstream[n] if d in wanted) for n in names},
+            inputs={n: graph.inputs[n] for n in names},
+        )
+        self.futures: dict[Future, str] = {}
+
+    def go(self, reused: dict[str, StepRecord], echo: bool) -> Execution:
+        execution, graph = self.execution, self.graph
+        execution.steps.update(reused)
+        execution.start_time = time.time()
+        execution.emit("execution_started")
+        doomed = [s for n, r in reused.items() for s in _branch_not_taken(graph.steps[n], r.metadata)]
+        self.state = state = scheduler.initial(self.plan, dict.fromkeys(reused, "Cached"), doomed)
+        self._settled([n for n in self.names if state.finished.get(n) in ("Skipped", "NotRun")])
+        try:
+            with capture.installed(echo):
+                while not state.done:
+                    while state.ready:
+                        self._start(scheduler.take(state))
+                    if self.futures:
+                        done = [f for f in self.futures if f.done()] or wait(
+                            self.futures, return_when=FIRST_COMPLETED).done
+                        for future in done:
+                            self._collect(future)
+        except KeyboardInterrupt:
+            return self._stop()
+        failed = any(s == "Failed" for s in state.finished.values())
+        execution._finish("Failed" if failed else "Succeeded", time.time())
+        return execution
+
+    def _start(self, name: str) -> None:
+        step, record = self.graph.steps[name], self.execution.steps[name]
+        hit = self.cache.lookup(step, record, self.execution) if self.cache else None
+        if hit is not None:
+            self.execution.steps[name] = hit
+            self.execution.emit("step_finished", step=name, record=hit)
+            doom = _branch_not_taken(step, hit.metadata)
+            self._settled(scheduler.finish(self.plan, self.state, name, "Cached", doom))
+            return
+        record.status, record.start, record.attempts = "Executing", time.time(), 1
+        self.execution.emit("step_started", step=name, record=record)
+        self._submit(step)
+
+    def _submit(self, step: Step) -> None:
+        ns = _namespace(self.graph, step, self.base, self.execution.steps)
+        future = self.executor.submit(run_task, step, ns, self.ctx)
+        self.futures[future] = step.name
+        if future.done():
+            self._collect(future)
+
+    def _collect(self, future: Future) -> None:
+        name = self.futures.pop(future)
+        step, record = self.graph.steps[name], self.execution.steps[name]
         try:
             result = future.result()
         except Exception as exc:  # an executor failure, not the user's code
             result = TaskResult("Failed", failure_reason=f"Step `{name}` could not be run: {exc!r}",
                                 start=record.start or time.time(), end=time.time())
-        record.status, record.start, record.end = result.status, result.start, result.end
+        if result.status == "Failed" and result.traceback and record.attempts <= step.retry:
+            time.sleep(step.retry_backoff * 2 ** (record.attempts - 1))  # a transient failure?
+            record.attempts += 1
+            self.execution.emit("step_retried", step=name, record=record, reason=result.failure_reason)
+            self._submit(step)
+            return
+        record.status, record.end = result.status, result.end
         record.failure_reason, record.traceback = result.failure_reason, result.traceback
         record.metadata, record.stdout, record.stderr = result.metadata, result.stdout, result.stderr
-        record.outputs = outputs[name] = result.outputs
-        if result.status == "Failed" and execution.failure_reason is None:
-            execution.failure_reason = result.failure_reason
-        execution.emit("step_finished", step=name, record=record)
-        doom = _branch_not_taken(graph.steps[name], result.metadata)
-        _settled(execution, state, scheduler.finish(plan, state, name, result.status, doom))
+        record.outputs = result.outputs
+        if result.status == "Succeeded" and self.cache is not None:
+            try:
+                self.cache.store(step, record)
+            except PipelineError as exc:  # an output that cannot be saved fails its step
+                record.status, record.failure_reason = "Failed", str(exc)
+        if record.status == "Failed" and self.execution.failure_reason is None:
+            self.execution.failure_reason = record.failure_reason
+        self.execution.emit("step_finished", step=name, record=record)
+        doom = _branch_not_taken(step, record.metadata)
+        self._settled(scheduler.finish(self.plan, self.state, name, record.status, doom))
 
-    try:
-        with capture.installed(echo):
-            while not state.done:
-                while state.ready:
-                    name = scheduler.take(state)
-                    step = graph.steps[name]
-                    record = execution.steps[name]
-                    record.status, record.start, record.attempts = "Executing", time.time(), 1
-                    execution.emit("step_started", step=name, record=record)
-                    future = executor.submit(run_task, step, _namespace(graph, step, base, outputs), ctx)
-                    futures[future] = name
-                    if future.done():
-                        collect(future)
-                if futures:
-                    done = [f for f in futures if f.done()] or wait(futures, return_when=FIRST_COMPLETED).done
-                    for future in done:
-                        collect(future)
-    except KeyboardInterrupt:
+    def _stop(self) -> Execution:
         now = time.time()
-        for name in scheduler.stop(state):
-            record = execution.steps[name]
+        for name in scheduler.stop(self.state):
+            record = self.execution.steps[name]
             record.status, record.end = "Stopped", now
             record.failure_reason = "Stopped by an interrupt."
-            execution.emit("step_finished", step=name, record=record)
-        for future in futures:
+            self.execution.emit("step_finished", step=name, record=record)
+        for future in self.futures:
             future.cancel()
-        _settled(execution, state, [n for n, s in state.finished.items() if s == "NotRun"])
-        execution.failure_reason = "Stopped by an interrupt (Kernel > Interrupt or Ctrl-C)."
-        execution._finish("Stopped", now)
-        return execution
-    failed = any(s == "Failed" for s in state.finished.values())
-    execution._finish("Failed" if failed else "Succeeded", time.time())
-    return execution
+        self._settled([n for n, s in self.state.finished.items() if s == "NotRun"])
+        self.execution.failure_reason = "Stopped by an interrupt (Kernel > Interrupt or Ctrl-C)."
+        self.execution._finish("Stopped", now)
+        return self.execution
+
+    def _settled(self, names: list[str]) -> None:
+        for name in names:
+            record = self.execution.steps[name]
+            record.status = self.state.finished[name]
+            if record.status == "Skipped":
+                self.execution.emit("step_finished", step=name, record=record)
 
 
-def _namespace(graph: Graph, step: Step, base: dict, outputs: dict[str, dict[str, Any]]) -> dict:
+def _namespace(graph: Graph, step: Step, base: dict, records: dict[str, StepRecord]) -> dict:
     ns = dict(base)
     for name, makers in graph.inputs[step.name].items():
         for maker in makers:
-            made = outputs.get(maker)
-            if made is not None and name in made:
-                ns[name] = protect(made[name])
+            made = records.get(maker)
+            if made is not None and name in made.outputs:
+                ns[name] = protect(made.value(name))
                 break
     if step.step_refs:
-        ns["__refs__"] = {r: next(iter(outputs[r].values())) for r in step.step_refs}
+        ns["__refs__"] = {r: records[r].value(next(iter(records[r].outputs))) for r in step.step_refs}
     return ns
 
 
@@ -152,11 +202,3 @@ def _branch_not_taken(step: Step, metadata: dict) -> tuple[str, ...]:
         return ()
     if_steps, else_steps = step.branches
     return else_steps if cond["Outcome"] == "True" else if_steps
-
-
-def _settled(execution: Execution, state: scheduler.State, names: list[str]) -> None:
-    for name in names:
-        record = execution.steps[name]
-        record.status = state.finished[name]
-        if record.status == "Skipped":
-            execution.emit("step_finished", step=name, record=record)

@@ -21,8 +21,13 @@ __all__ = ["KINDS", "Kind", "RunContext", "Step", "StepOutcome", "make_step"]
 
 
 def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depends_on=None,
-              **options) -> Step:
-    """Check a step definition and return the `Step` (raises `DefinitionError` subclasses)."""
+              cache=True, cache_expire=None, retry=0, retry_backoff=1.0, **options) -> Step:
+    """Check a step definition and return the `Step` (raises `DefinitionError` subclasses).
+
+    ``cache``/``cache_expire`` (an ISO-8601 duration such as ``"P30D"``) and ``retry``/
+    ``retry_backoff`` apply to every kind; ``options`` are the kind's own flags."""
+    from dataclasses import replace
+
     from ..errors import DefinitionError, did_you_mean
     from ..parameters import check_name
 
@@ -32,6 +37,20 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
             f"Step `{name}` has unknown kind {kind!r}.{did_you_mean(kind, KINDS)} The kinds are: "
             f"{', '.join(KINDS)}."
         )
-    return KINDS[kind].define(
+    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+        raise DefinitionError(f"Step `{name}`: --retry must be a whole number >= 0; got {retry!r}.")
+    if not isinstance(retry_backoff, (int, float)) or retry_backoff < 0:
+        raise DefinitionError(
+            f"Step `{name}`: --retry-backoff must be a number of seconds >= 0; got {retry_backoff!r}.")
+    expire = None
+    if isinstance(cache_expire, (int, float)) and not isinstance(cache_expire, bool):
+        expire = float(cache_expire)  # seconds, as a stored definition keeps it
+    elif cache_expire is not None:
+        from ..store.keys import duration_seconds
+
+        expire = duration_seconds(cache_expire, name)
+    step = KINDS[kind].define(
         name, code, inputs=inputs, outputs=outputs, depends_on=depends_on, options=options
     )
+    return replace(step, cache=bool(cache) and KINDS[kind].cacheable, cache_expire=expire,
+                   retry=retry, retry_backoff=float(retry_backoff))

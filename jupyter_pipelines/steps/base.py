@@ -28,6 +28,10 @@ class Step:
     options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     compiled: Any = field(default=None, compare=False, repr=False)
     digest: str = field(default="", compare=False, repr=False)  # of the whole definition
+    cache: bool = True                 # reuse a stored result with the same cache key
+    cache_expire: float | None = None  # seconds a stored result stays valid (None: forever)
+    retry: int = 0                     # extra attempts after a failure of the user's code
+    retry_backoff: float = 1.0         # seconds before the first retry, doubling after
 
     @property
     def filename(self) -> str:
@@ -62,6 +66,7 @@ class Kind:
     options: dict[str, Any] = {}        # option name -> default
     produces: str | None = None         # the output a kind makes itself (e.g. predictions)
     single_expression = False
+    cacheable = True  # False: a stored result never stands in for running the step
 
     def define(self, name, code, *, inputs, outputs, depends_on, options) -> Step:
         where = f"step `{name}`"

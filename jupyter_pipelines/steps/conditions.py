@@ -195,6 +195,7 @@ class FailKind(Kind):
 
     name = "fail"
     sagemaker_type = "Fail"
+    cacheable = False
     single_expression = True
     expression_hint = 'e.g. f"MSE {mse} is above {mse_threshold}"'
 

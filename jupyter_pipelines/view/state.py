@@ -12,7 +12,7 @@ def step_state(record: StepRecord | None) -> dict:
         return {"status": "Pending", "label": "Pending"}
     status = record.status
     label = "Not run" if status == "NotRun" else status
-    if record.duration is not None:
+    if record.duration is not None and status != "Cached":  # a reused result took no time
         label += f" · {record.duration:.2f}s"
     state = {"status": status, "label": label}
     cond = record.metadata.get("Condition")

@@ -1,0 +1,66 @@
+"""The content-addressed artifact store: every step output, saved once per distinct content."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .backends import open_backend
+from .serialize import SerializationError, decode, encode
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    digest: str   # sha256 of the format and the bytes
+    format: str
+    size: int
+    type: str     # the Python type, for display
+
+    @property
+    def key(self) -> str:
+        return f"{self.digest[:2]}/{self.digest}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> ArtifactRef:
+        return cls(**doc)
+
+
+class ArtifactStore:
+    """Artifacts under ``location``: a folder or an fsspec URL."""
+
+    def __init__(self, location: str | os.PathLike):
+        self.location = os.fspath(location)
+        self.backend = open_backend(location)
+
+    def put(self, value: Any, *, what: str = "a value") -> ArtifactRef:
+        try:
+            fmt, data = encode(value)
+        except SerializationError as exc:
+            raise SerializationError(f"{what} {exc}. Make it a DataFrame, array, JSON value or a "
+                                     "picklable object, or keep it private (`_name`).") from None
+        digest = hashlib.sha256(fmt.encode() + b"\0" + data).hexdigest()
+        ref = ArtifactRef(digest, fmt, len(data), f"{type(value).__module__}.{type(value).__qualname__}")
+        if ref.key not in self.backend:  # content-addressed: the same bytes are stored once
+            self.backend[ref.key] = data
+        return ref
+
+    def get(self, ref: ArtifactRef) -> Any:
+        try:
+            data = self.backend[ref.key]
+        except KeyError:
+            raise SerializationError(
+                f"Artifact {ref.digest[:12]} ({ref.type}) is missing from the store at "
+                f"{self.location}; it may have been deleted. Re-run the step that made it."
+            ) from None
+        return decode(ref.format, data)
+
+    def __contains__(self, ref: ArtifactRef) -> bool:
+        return ref.key in self.backend
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.location!r})"

@@ -1,0 +1,119 @@
+"""Where artifact bytes live: a local folder, or any fsspec URL (``s3://...``, ``memory://``).
+
+Both are a `MutableMapping[str, bytes]`; writes are atomic (a temporary name, then a rename),
+so a crash never leaves a half-written artifact under its real key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+
+
+class LocalBackend(MutableMapping):
+    """Files under a folder; keys are relative paths like ``ab/abcdef...``."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def __getitem__(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._path(key).is_file()
+
+    def __iter__(self) -> Iterator[str]:
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                yield path.relative_to(self.root).as_posix()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({str(self.root)!r})"
+
+
+class FsspecBackend(MutableMapping):
+    """Any fsspec filesystem: written to a temporary name and moved into place."""
+
+    def __init__(self, url: str):
+        try:
+            import fsspec
+        except ImportError:  # pragma: no cover - fsspec is a dependency
+            raise ImportError("A store URL needs fsspec: pip install fsspec") from None
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def __getitem__(self, key: str) -> bytes:
+        try:
+            return self.fs.cat_file(self._path(key))
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        path = self._path(key)
+        parent = path.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{secrets.token_hex(4)}.tmp"
+        self.fs.pipe_file(tmp, value)
+        self.fs.mv(tmp, path)
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self._path(key))
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.fs.isfile(self._path(key))
+
+    def __iter__(self) -> Iterator[str]:
+        prefix = self.root.rstrip("/") + "/"
+        for path in self.fs.find(self.root):
+            name = path[len(prefix):] if path.startswith(prefix) else path
+            if not name.rsplit("/", 1)[-1].startswith("."):
+                yield name
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"FsspecBackend({self.url!r})"
+
+
+def open_backend(location: str | os.PathLike) -> MutableMapping:
+    """A folder path, or a URL with a scheme (``file://``, ``memory://``, ``s3://``...)."""
+    text = os.fspath(location)
+    if "://" in text:
+        return FsspecBackend(text)
+    return LocalBackend(text)

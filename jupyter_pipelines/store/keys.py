@@ -1,0 +1,135 @@
+"""Cache keys that cannot be fooled, and why a step re-ran.
+
+A step's key is the digest of its *parts*, each a digest of its own:
+
+    kind        the kind and its options (outputs, branches, model...)
+    code        the step's code, parsed: comments and formatting do not count
+    helpers     the notebook functions and classes it calls, transitively, parsed alike
+    parameters  the values of the parameters it reads
+    inputs      the digests of its inputs (the artifacts upstream steps produced)
+    packages    the versions of the packages its code and helpers import
+
+Keeping the parts lets `why` name the part that changed since the step last ran.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+import re
+from importlib import metadata
+from typing import Any
+
+from ..errors import DefinitionError
+from ..source import Context, analyze
+from ..steps import Step
+
+PARTS = ("kind", "code", "helpers", "parameters", "inputs", "packages")
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
+                       r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def _digest(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def normalised(code: str) -> str:
+    """The code's syntax tree: what it does, not how it is laid out or commented."""
+    try:
+        return ast.dump(ast.parse(code), annotate_fields=False)
+    except SyntaxError:
+        return code
+
+
+def helpers_used(context: Context, names) -> dict[str, str]:
+    """Context snippets (imports, functions, classes) reachable from ``names``."""
+    snippets = dict(context.snippets)
+    seen: dict[str, str] = {}
+    stack = [n for n in names if n in snippets]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen[name] = snippets[name]
+        if not snippets[name].lstrip().startswith(("import ", "from ")):
+            stack.extend(n for n in analyze(snippets[name]).reads if n in snippets and n not in seen)
+    return seen
+
+
+def _imported_modules(sources) -> set[str]:
+    modules = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+@functools.lru_cache(maxsize=512)
+def package_version(module: str) -> str:
+    for dist in _distributions().get(module, []):
+        try:
+            return f"{dist}=={metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return f"{module} (no distribution)"
+
+
+def key_parts(step: Step, params: dict[str, Any], input_digests: dict[str, str],
+              context: Context) -> dict[str, str]:
+    helpers = helpers_used(context, step.reads)
+    defs = {n: normalised(s) for n, s in helpers.items() if not s.lstrip().startswith(("import ", "from "))}
+    modules = _imported_modules([step.code, *helpers.values()])
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in step.options.items()}
+    return {
+        "kind": _digest([step.kind, options, list(step.outputs), list(step.depends_on)]),
+        "code": _digest(normalised(step.code)),
+        "helpers": _digest(defs),
+        "parameters": _digest({p: repr(v) for p, v in sorted(params.items())}),
+        "inputs": _digest(dict(sorted(input_digests.items()))),
+        "packages": _digest(sorted(package_version(m) for m in modules)),
+    }
+
+
+def cache_key(parts: dict[str, str]) -> str:
+    return _digest([parts[p] for p in PARTS])
+
+
+def changed_parts(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
+    if not before:
+        return []
+    return [p for p in PARTS if before.get(p) != now.get(p)]
+
+
+def explain(parts: list[str]) -> str:
+    words = {"kind": "its kind or options", "code": "its code", "helpers": "a notebook function or "
+             "class it calls", "parameters": "a parameter it reads", "inputs": "its inputs (an "
+             "upstream step's output)", "packages": "a package it imports (its version)"}
+    named = [words[p] for p in parts]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+
+
+def duration_seconds(text: str, step: str) -> float:
+    """ISO-8601 durations as in SageMaker's CacheConfig (``P30D``, ``PT12H``, ``P1Y2M``)."""
+    match = _DURATION.match(text or "")
+    if not match or text in ("P", "PT") or text.endswith("T"):
+        raise DefinitionError(
+            f"Step `{step}`: --cache-expire {text!r} is not an ISO-8601 duration. Write e.g. P30D "
+            "(30 days), PT12H (12 hours) or P1Y (one year)."
+        )
+    y, mo, w, d, h, mi, s = (float(g) if g else 0.0 for g in match.groups())
+    return ((((y * 365 + mo * 30 + w * 7 + d) * 24 + h) * 60 + mi) * 60) + s

@@ -1,0 +1,120 @@
+"""The store side of a run: keeps every result and every record, and supplies stored results.
+
+A `Recorder` is both a listener of the execution (it writes the history as the run goes, so
+a crash loses nothing already finished) and the run loop's cache: before a step runs it
+computes the step's cache key and, on a hit, hands back the stored result; after a step
+succeeds it saves the outputs as artifacts. It also says why a step did not hit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..execution import Execution, StepRecord
+from ..graph import Graph
+from ..source import Context
+from ..steps import Step
+from .artifacts import ArtifactRef, ArtifactStore
+from .history import History
+from .keys import cache_key, changed_parts, explain, key_parts
+
+
+class Recorder:
+    def __init__(self, pipeline: str, history: History, artifacts: ArtifactStore, graph: Graph,
+                 context: Context, values: dict[str, Any], version_id: int,
+                 retry_of: str | None = None, force: frozenset[str] = frozenset()):
+        self.pipeline, self.history, self.artifacts = pipeline, history, artifacts
+        self.graph, self.context, self.values = graph, context, values
+        self.version_id, self.retry_of, self.force = version_id, retry_of, force
+
+    # -- the cache ---------------------------------------------------------------------------
+    def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
+        """The step's cache key and its parts, or None if an input has no stored digest."""
+        digests = {}
+        for name, makers in self.graph.inputs[step.name].items():
+            made = next((records[m] for m in makers if m in records and name in records[m].refs), None)
+            if made is None:
+                return None
+            digests[name] = made.refs[name].digest
+        params = {p: self.values[p] for p in self.graph.params[step.name]}
+        parts = key_parts(step, params, digests, self.context)
+        return cache_key(parts), parts
+
+    def lookup(self, step: Step, record: StepRecord, execution: Execution) -> StepRecord | None:
+        keyed = self.key(step, execution.steps)
+        if keyed is None:
+            record.why = "an input was not stored, so no stored result can match"
+            return None
+        record.cache_key, record.key_parts = keyed
+        if step.name in self.force:
+            record.why = "the run asked for it (--from/--to/--only, or --no-cache)"
+            return None
+        if not step.cache:
+            from ..steps import KINDS
+
+            record.why = ("caching is off for this step (--no-cache)" if KINDS[step.kind].cacheable
+                          else f"a {step.kind} step always runs")
+            return None
+        not_before = time.time() - step.cache_expire if step.cache_expire else None
+        run = self.history.cached_run(record.cache_key, not_before)
+        if run is None:
+            record.why = self.why(step.name, record.key_parts, step.cache_expire)
+            return None
+        source = run["cache_source"] or run["execution_id"]
+        return self.record_of(run, step, status="Cached", reused_from=source)
+
+    def record_of(self, run: dict, step: Step, *, status: str, reused_from: str | None) -> StepRecord:
+        """A record standing for a stored run: its outputs load from the store on first use."""
+        now = time.time()
+        refs = {n: ArtifactRef.from_dict(d) for n, d in (run["outputs"] or {}).items()}
+        return StepRecord(step.name, step.kind, status=status, start=now, end=now,
+                          metadata=run["metadata"] or {}, stdout=run["stdout"] or "",
+                          stderr=run["stderr"] or "", outputs=dict(refs), refs=refs,
+                          reused_from=reused_from, cache_key=run["cache_key"],
+                          key_parts=run["key_parts"], loader=self.artifacts.get)
+
+    def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
+        previous = self.history.latest_run(step, self.pipeline)
+        if previous is None:
+            return "it had not run before"
+        changed = changed_parts(previous["key_parts"], parts)
+        if changed:
+            return explain(changed) + " changed since its last run"
+        if previous["status"] not in ("Succeeded", "Cached"):
+            return f"its last run {previous['status'].lower()}"
+        if expire:
+            return "its stored result expired (--cache-expire)"
+        return "no stored result matched"
+
+    def store(self, step: Step, record: StepRecord) -> None:
+        record.refs = {name: self.artifacts.put(value, what=f"Step `{step.name}` output `{name}` "
+                                                f"({type(value).__name__})")
+                       for name, value in record.outputs.items()}
+
+    # -- the listener: the history as it happens --------------------------------------------
+    def __call__(self, event: str, *, execution: Execution, record: StepRecord | None = None,
+                 **future: Any) -> None:
+        if event == "execution_started":
+            self.history.start_execution(execution.id, self.pipeline, self.version_id,
+                                         execution.parameters, execution.start_time, self.retry_of)
+            for reused in execution.steps.values():
+                if reused.status == "Cached":
+                    self.history.record_step(execution.id, run_row(reused))
+        elif event == "step_finished" and record is not None:
+            self.history.record_step(execution.id, run_row(record))
+        elif event == "execution_finished":
+            self.history.finish_execution(execution.id, execution.status, execution.end_time,
+                                          execution.failure_reason)
+
+
+def run_row(record: StepRecord) -> dict:
+    return {
+        "step": record.name, "kind": record.kind, "status": record.status, "start": record.start,
+        "end": record.end, "attempts": record.attempts, "cache_key": record.cache_key,
+        "key_parts": record.key_parts, "cache_source": record.reused_from,
+        "outputs": ({n: r.as_dict() for n, r in record.refs.items()}
+                    if record.status in ("Succeeded", "Cached") else None),
+        "metadata": record.metadata or None, "stdout": record.stdout, "stderr": record.stderr,
+        "failure_reason": record.failure_reason, "traceback": record.traceback, "why": record.why,
+    }

@@ -1,0 +1,118 @@
+"""The state folder as a whole: history, artifacts, and what to reuse for retries and partial
+runs. One `Workspace` per folder and process."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import PipelineError, did_you_mean
+from ..execution import Execution, StepRecord
+from ..graph import Graph
+from .artifacts import ArtifactStore
+from .history import History
+from .recorder import Recorder
+
+TERMINAL = ("Succeeded", "Cached")
+
+
+class Workspace:
+    def __init__(self, home: str | os.PathLike, store: str | None = None):
+        self.home = Path(home)
+        self.history = History(self.home)
+        self.artifacts = ArtifactStore(store or self.home / "artifacts")
+
+    @classmethod
+    @functools.lru_cache(maxsize=8)
+    def open(cls, home: str, store: str | None = None) -> Workspace:
+        return cls(home, store)
+
+    # -- executions from the history -----------------------------------------------------------
+    def find(self, execution_id: str | None, pipeline: str | None = None,
+             statuses: tuple[str, ...] | None = None) -> dict:
+        """An execution's history row: by (part of) its id, else the newest (with a status)."""
+        if execution_id:
+            doc = self.history.execution(execution_id)
+            if doc is None:
+                known = [e["id"] for e in self.history.executions(pipeline, limit=50)]
+                raise PipelineError(
+                    f"No execution `{execution_id}` in the history at {self.home}."
+                    f"{did_you_mean(execution_id, known)} `%pipeline executions` lists them."
+                )
+            return doc
+        for doc in self.history.executions(pipeline):
+            if statuses is None or doc["status"] in statuses:
+                return doc
+        wanted = f" {'/'.join(statuses)}" if statuses else ""
+        raise PipelineError(f"There is no{wanted} execution of `{pipeline}` in the history at "
+                            f"{self.home} yet.")
+
+    def load(self, doc: dict) -> Execution:
+        """An `Execution` rebuilt from the history; outputs load from the store when read."""
+        runs = self.history.step_runs(doc["id"])
+        execution = Execution(doc["id"], doc["pipeline"], doc["parameters"],
+                              {r["step"]: r["kind"] for r in runs})
+        execution.status, execution.failure_reason = doc["status"], doc["failure_reason"]
+        execution.start_time, execution.end_time = doc["start"], doc["end"]
+        for run in runs:
+            record = self.record(run, status=run["status"], reused_from=run["cache_source"])
+            record.start, record.end, record.attempts = run["start"], run["end"], run["attempts"]
+            record.failure_reason, record.traceback, record.why = (
+                run["failure_reason"], run["traceback"], run["why"])
+            execution.steps[run["step"]] = record
+        execution._done.set()
+        version = self.version(doc["version_id"])
+        if version is not None:
+            from ..definition import from_document
+
+            pipeline = from_document(version)
+            execution.graph = pipeline.graph({})
+            execution.parameter_defs = dict(pipeline.parameters)
+        return execution
+
+    def record(self, run: dict, *, status: str, reused_from: str | None) -> StepRecord:
+        from .artifacts import ArtifactRef
+
+        refs = {n: ArtifactRef.from_dict(d) for n, d in (run["outputs"] or {}).items()}
+        return StepRecord(run["step"], run["kind"], status=status, metadata=run["metadata"] or {},
+                          stdout=run["stdout"] or "", stderr=run["stderr"] or "",
+                          outputs=dict(refs), refs=refs, reused_from=reused_from,
+                          cache_key=run["cache_key"], key_parts=run["key_parts"],
+                          loader=self.artifacts.get)
+
+    def version(self, version_id: int | None) -> dict[str, Any] | None:
+        import json
+
+        row = self.history._conn.execute(
+            "SELECT definition FROM pipeline_versions WHERE id = ?", (version_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- what a retry or a partial run reuses ---------------------------------------------------
+    def succeeded_steps(self, execution_id: str, graph: Graph) -> dict[str, StepRecord]:
+        """The steps of an execution that finished well, as Cached records (for retry)."""
+        reused = {}
+        for run in self.history.step_runs(execution_id):
+            if run["status"] in TERMINAL and run["step"] in graph.steps and run["outputs"] is not None:
+                reused[run["step"]] = self.record(run, status="Cached",
+                                                  reused_from=run["cache_source"] or execution_id)
+        return reused
+
+    def stored_upstream(self, recorder: Recorder, graph: Graph, names: list[str]) -> dict[str, StepRecord]:
+        """Records for ``names`` (steps a partial run does not run) from their latest valid
+        stored results, in dependency order; a missing one is an error naming it."""
+        records: dict[str, StepRecord] = {}
+        for name in names:
+            step = graph.steps[name]
+            keyed = recorder.key(step, records)
+            run = self.history.cached_run(keyed[0]) if keyed else None
+            if run is None:
+                raise PipelineError(
+                    f"Step `{name}` is needed by the steps selected to run, but it has no stored "
+                    "result valid for the current code, inputs and parameters. Run it first "
+                    f"(e.g. include it with --from/--only, or `%pipeline run --to {name}`)."
+                )
+            records[name] = self.record(run, status="Cached",
+                                        reused_from=run["cache_source"] or run["execution_id"])
+        return records
