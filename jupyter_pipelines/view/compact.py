@@ -14,8 +14,14 @@ from .dot import COLOURS
 def _detail(record: StepRecord) -> str:
     detail = outcome_text(record)
     if record.status in ("Succeeded", "Cached") and record.outputs and not detail:
-        detail = "outputs: " + ", ".join(f"{k} ({type(v).__name__})" for k, v in record.outputs.items())
+        detail = "outputs: " + ", ".join(f"{k} ({_type(v)})" for k, v in record.outputs.items())
     return detail
+
+
+def _type(value) -> str:
+    if type(value).__name__ == "ArtifactRef":  # a stored output, not loaded yet
+        return value.type.rsplit(".", 1)[-1]
+    return type(value).__name__
 
 
 class CompactRun:

@@ -33,12 +33,12 @@ def step_details(execution: Execution | None, graph, name: str) -> dict:
             made = execution.steps.get(maker)
             if made is not None and input_name in made.outputs:
                 inputs.append({"name": input_name, "from": maker,
-                               **preview(made.outputs[input_name])})
+                               **preview(made.value(input_name))})
                 break
     for param in graph.params.get(name, ()):
         inputs.append({"name": param, "from": "parameter", **preview(execution.parameters[param])})
     info["inputs"] = inputs
-    info["outputs"] = [{"name": k, **preview(v)} for k, v in record.outputs.items()]
+    info["outputs"] = [{"name": k, **preview(record.value(k))} for k in record.outputs]
     meta = record.metadata
     if "Condition" in meta:
         info["condition"] = {"text": condition_text(meta["Condition"]),
