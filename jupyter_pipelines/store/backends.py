@@ -25,7 +25,7 @@ class LocalBackend(MutableMapping):
     def __getitem__(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: bytes) -> None:
@@ -41,7 +41,7 @@ class LocalBackend(MutableMapping):
     def __delitem__(self, key: str) -> None:
         try:
             self._path(key).unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
             raise KeyError(key) from None
 
     def __contains__(self, key: object) -> bool:
@@ -77,7 +77,7 @@ class FsspecBackend(MutableMapping):
     def __getitem__(self, key: str) -> bytes:
         try:
             return self.fs.cat_file(self._path(key))
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: bytes) -> None:
@@ -89,10 +89,9 @@ class FsspecBackend(MutableMapping):
         self.fs.mv(tmp, path)
 
     def __delitem__(self, key: str) -> None:
-        try:
-            self.fs.rm_file(self._path(key))
-        except FileNotFoundError:
-            raise KeyError(key) from None
+        if not self.fs.isfile(self._path(key)):
+            raise KeyError(key)
+        self.fs.rm_file(self._path(key))
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.fs.isfile(self._path(key))

@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import PipelineError
 
-# Types skops may rebuild: the scientific stack's own classes, never arbitrary code.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "_operator.")
+# Types skops may rebuild: classes of the scientific stack, never functions or builtins.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
 class SerializationError(PipelineError):
@@ -70,7 +70,7 @@ def decode(fmt: str, data: bytes) -> Any:
         import skops.io as sio
 
         untrusted = sio.get_untrusted_types(data=data)
-        unknown = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        unknown = [t for t in untrusted if not trusted_type(t)]
         if unknown:
             raise SerializationError(
                 f"The stored model uses types outside the scientific stack ({', '.join(unknown)}); "
@@ -85,12 +85,25 @@ def decode(fmt: str, data: bytes) -> Any:
     raise SerializationError(f"Unknown artifact format {fmt!r}.")
 
 
+def trusted_type(name: str) -> bool:
+    """A class (not a function) from sklearn, numpy or scipy."""
+    import importlib
+
+    if not name.startswith(TRUSTED_PREFIXES):
+        return False
+    module, _, attr = name.rpartition(".")
+    try:
+        return isinstance(getattr(importlib.import_module(module), attr), type)
+    except (ImportError, AttributeError):
+        return False
+
+
 def _is_json(value: Any, depth: int = 0) -> bool:
     if depth > 50:
         return False
-    if value is None or isinstance(value, (str, bool, int)):
-        return True
-    if isinstance(value, float):
+    if value is None or type(value) in (str, bool, int):  # exact types: enums, numpy scalars
+        return True                                        # keep their own type via pickle
+    if type(value) is float:
         return math.isfinite(value)
     if type(value) is list:
         return all(_is_json(v, depth + 1) for v in value)
@@ -134,7 +147,64 @@ def _is_estimator(value: Any) -> bool:
 def _dump_skops(value) -> bytes:
     import skops.io as sio
 
-    return sio.dumps(value)
+    data = _canonical_skops(sio.dumps(value))
+    if not all(trusted_type(t) for t in sio.get_untrusted_types(data=data)):
+        raise ValueError("holds types skops would not load safely")  # -> cloudpickle instead
+    return data
+
+
+def _canonical_skops(data: bytes) -> bytes:
+    """The same model always gives the same bytes: skops names objects by ``id()`` and stamps
+    the time, so object ids are renumbered in order and timestamps fixed."""
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    schema = json.loads(source.read("schema.json"))
+    ids: dict[int, int] = {}
+
+    def renumber(node):
+        if isinstance(node, dict):
+            if "__id__" in node:
+                node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+            if isinstance(node.get("file"), str) and node["file"].endswith(".npy"):
+                old = int(node["file"][:-4])
+                node["file"] = f"{ids.setdefault(old, len(ids) + 1)}.npy"
+            for value in node.values():
+                renumber(value)
+        elif isinstance(node, list):
+            for value in node:
+                renumber(value)
+
+    renumber(schema)
+    members = {}
+    for name in source.namelist():
+        if name != "schema.json":
+            new = f"{ids.setdefault(int(name[:-4]), len(ids) + 1)}.npy" if name.endswith(".npy") else name
+            members[new] = _zero_padding(source.read(name)) if name.endswith(".npy") else source.read(name)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(members, key=lambda n: (len(n), n)):
+            target.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), members[name])
+        target.writestr(zipfile.ZipInfo("schema.json", (1980, 1, 1, 0, 0, 0)),
+                        json.dumps(schema, sort_keys=True))
+    return out.getvalue()
+
+
+def _zero_padding(npy: bytes) -> bytes:
+    """Structured arrays (e.g. a tree's nodes) carry uninitialised padding bytes: copy the
+    fields into zeroed memory so equal arrays give equal bytes."""
+    import numpy as np
+
+    try:
+        array = np.load(io.BytesIO(npy), allow_pickle=False)
+    except ValueError:
+        return npy
+    if array.dtype.names is None:
+        return npy
+    clean = np.zeros(array.shape, dtype=array.dtype)
+    for field in array.dtype.names:
+        clean[field] = array[field]
+    return _dump_npy(clean)
 
 
 def _is_frame(value: Any) -> bool:  # parquet keeps only string column names faithfully
@@ -144,7 +214,7 @@ def _is_frame(value: Any) -> bool:  # parquet keeps only string column names fai
 
 def _is_series(value: Any) -> bool:
     return (_module(value) == "pandas" and type(value).__name__ == "Series"
-            and (value.name is None or isinstance(value.name, str)))
+            and (value.name is None or (isinstance(value.name, str) and value.name != "__series__")))
 
 
 _ENCODERS = [
