@@ -5,6 +5,9 @@ What is measured
 * Runner: wall time of ``Pipeline.start()`` with the default InKernelExecutor -- graph build,
   fingerprints, scheduling, per-step namespaces, input protection, output capture and
   bookkeeping: what a user waits for. Building the pipeline (``add_step``) is not timed.
+  The pipelines are ``Pipeline(..., persist=False)``: no execution history, no artifact store,
+  no cache lookups, so this is the core runner alone. What history and caching add per step
+  (and the fully cached re-run) is measured by ``benchmarks/store.py``.
 * Plain loop, the baseline, measured in the same run: ``exec(step.compiled, ns)`` for every
   step in topological order on one shared dict -- the loop a user would write by hand. For
   scale, a loop calling a trivial Python function once per step is printed as well.
@@ -44,7 +47,7 @@ OVERHEAD_TARGET = 25.0  # µs per step at N=1000
 
 
 def chain(n: int, home: str) -> Pipeline:
-    p = Pipeline(f"chain{n}", home=home)
+    p = Pipeline(f"chain{n}", home=home, persist=False)
     p.add_step("s0", "x0 = 0")
     for i in range(1, n):
         p.add_step(f"s{i}", f"x{i} = x{i - 1}")
@@ -52,7 +55,7 @@ def chain(n: int, home: str) -> Pipeline:
 
 
 def fan_out(n: int, home: str) -> Pipeline:
-    p = Pipeline(f"fan{n}", home=home)
+    p = Pipeline(f"fan{n}", home=home, persist=False)
     p.add_step("src", "x = 0")
     for i in range(n):
         p.add_step(f"f{i}", f"y{i} = x")

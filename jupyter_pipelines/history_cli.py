@@ -22,7 +22,7 @@ def add_commands(sub) -> None:
         where.add_argument("--home", metavar="DIR", help="the state folder (default: "
                            "$JUPYTER_PIPELINES_HOME or ./.jupyter_pipelines)")
         where.add_argument("--notebook", metavar="NOTEBOOK",
-                           help="the state folder of this notebook (beside it)")
+                           help="this notebook's executions (in the state folder beside it)")
         cmd.add_argument("--json", action="store_true", help="print JSON (SageMaker's field names)")
 
 
@@ -40,13 +40,20 @@ def _workspace(args):
     return Workspace.open(str(Path(home).resolve()))
 
 
+def _pipeline_of(args) -> str | None:
+    """With --notebook, only that notebook's pipeline (notebooks may share a folder)."""
+    from .notebook import _name
+
+    return _name(Path(args.notebook)) if args.notebook else None
+
+
 def _executions(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from .pipeline import execution_summary
 
-    rows = [execution_summary(doc) for doc in _workspace(args).history.executions()]
+    rows = [execution_summary(doc) for doc in _workspace(args).history.executions(_pipeline_of(args))]
     if args.json:
         print(json.dumps({"PipelineExecutionSummaries": rows}, indent=2))
         return 0
@@ -67,7 +74,7 @@ def _describe(args) -> int:
     from .cli import _print_summary
 
     workspace = _workspace(args)
-    execution = workspace.load(workspace.find(args.execution))
+    execution = workspace.load(workspace.find(args.execution, _pipeline_of(args)))
     if args.json:
         print(json.dumps({**execution.describe(), "Steps": execution.list_steps()}, indent=2, default=repr))
         return 0
@@ -84,7 +91,7 @@ def _retry(args) -> int:
     from .definition import from_document
 
     workspace = _workspace(args)
-    doc = workspace.find(args.execution, statuses=("Failed", "Stopped"))
+    doc = workspace.find(args.execution, _pipeline_of(args), statuses=("Failed", "Stopped"))
     version = workspace.version(doc["version_id"])
     if version is None:
         raise PipelineError(f"Execution {doc['id']} has no recorded pipeline definition to retry.")

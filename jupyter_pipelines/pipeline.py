@@ -173,7 +173,7 @@ class Pipeline:
         if self.persist:
             recorder = self._recorder(graph, values, retry_of, forced)
             if retry_of:
-                reused.update(self.workspace.succeeded_steps(retry_of, graph))
+                reused.update(self.workspace.succeeded_steps(retry_of, graph, recorder))
             if select:
                 upstream = [n for n in names if n not in forced and n not in reused]
                 reused.update(self.workspace.stored_upstream(recorder, graph, upstream))
@@ -324,12 +324,16 @@ def _in_notebook() -> bool:
 def fingerprints(graph: Graph, values: dict[str, Any], context: Context) -> dict[str, str]:
     """A digest per step of everything its results depend on: its definition, the values of
     the parameters it reads, the notebook definitions it uses, and its upstream digests."""
+    from .store.keys import helpers_used, parameters_read
+
     prints: dict[str, str] = {}
     has_context = bool(context.snippets)
     for name in graph.order:
         step = graph.steps[name]
-        parts = [step.digest, *(f"{p}={values[p]!r}" for p in graph.params[name]),
-                 context.digest(set(step.reads)) if has_context else "",
+        helpers = helpers_used(context, step.reads) if has_context else {}
+        read = parameters_read(step, context, values) if has_context else graph.params[name]
+        parts = [step.digest, *(f"{p}={values[p]!r}" for p in read),
+                 *(f"{n}:{s}" for n, s in sorted(helpers.items())),
                  *(prints[u] for u in graph.upstream[name])]
         prints[name] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return prints

@@ -429,7 +429,8 @@ def register_pipeline(tmp_path, group="Models", metrics=True, **options) -> Pipe
     opts = {"model": "model", "group": group, **options}
     if metrics:
         opts["metrics"] = "report"
-    p.add_step("Register", "", "register-model", **opts)
+    # --no-cache: each run registers a new version (a cached run would name the existing one)
+    p.add_step("Register", "", "register-model", cache=False, **opts)
     return p
 
 
@@ -539,7 +540,7 @@ def _register_many(home: str, count: int, go, results) -> None:
     """Worker: register ``count`` versions through a register-model step once ``go`` is set."""
     p = Pipeline("concurrent", home=home, context=Context.from_cells(CONTEXT_CELLS))
     p.add_step("Train", "model = DummyRegressor().fit([[0.0], [1.0]], [0.0, 1.0])", "training")
-    p.add_step("Register", "", "register-model", model="model", group="Shared")
+    p.add_step("Register", "", "register-model", model="model", group="Shared", cache=False)
     go.wait(60)
     out = []
     for _ in range(count):

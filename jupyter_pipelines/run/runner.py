@@ -193,6 +193,10 @@ def _namespace(graph: Graph, step: Step, base: dict, records: dict[str, StepReco
                 break
     if step.step_refs:
         ns["__refs__"] = {r: records[r].value(next(iter(records[r].outputs))) for r in step.step_refs}
+    if KINDS[step.kind].needs_input_digests:  # lineage without hashing the values again
+        ns["__digests__"] = {name: records[m].refs[name].digest
+                             for name, makers in graph.inputs[step.name].items()
+                             for m in makers if m in records and name in records[m].refs}
     return ns
 
 

@@ -67,6 +67,7 @@ class Kind:
     produces: str | None = None         # the output a kind makes itself (e.g. predictions)
     single_expression = False
     cacheable = True  # False: a stored result never stands in for running the step
+    needs_input_digests = False  # True: the run puts the inputs' stored digests in `__digests__`
 
     def define(self, name, code, *, inputs, outputs, depends_on, options) -> Step:
         where = f"step `{name}`"

@@ -42,7 +42,10 @@ def _lookup(step: Step, ns: dict, name: str, what: str) -> Any:
 class RegisterModelKind(Kind):
     name = "register-model"
     sagemaker_type = "RegisterModel"
-    cacheable = False  # every run registers a new version, as in SageMaker
+    # Cached like any step: the same model with the same metrics and approval status is not
+    # registered twice (the stored result names the version that holds it); --no-cache forces
+    # a new version.
+    needs_input_digests = True
     options = {"model": None, "group": None, "approval_status": "PendingManualApproval",
                "metrics": None}
     produces = "model_package"
@@ -81,7 +84,8 @@ class RegisterModelKind(Kind):
         package = registry.register(
             opts["group"], model, approval_status=status, metrics=metrics,
             execution_id=ctx.execution_id, step_name=step.name, home=ctx.home,
-            input_digests=registry.digest_inputs({n: ns[n] for n in step.reads if n in ns}),
+            input_digests=ns.get("__digests__") or registry.digest_inputs(
+                {n: ns[n] for n in step.reads if n in ns}),
         )
         meta = {"RegisterModel": {"Group": package.group, "Version": package.version,
                                   "ModelApprovalStatus": package.approval_status}}

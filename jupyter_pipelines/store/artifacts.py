@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .backends import open_backend
 from .serialize import SerializationError, decode, encode
+
+_PARALLEL = 1 << 20  # bytes from which hashing runs beside the write
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,25 @@ class ArtifactStore:
         except SerializationError as exc:
             raise SerializationError(f"{what} {exc}. Make it a DataFrame, array, JSON value or a "
                                      "picklable object, or keep it private (`_name`).") from None
-        digest = hashlib.sha256(fmt.encode() + b"\0" + data).hexdigest()
-        ref = ArtifactRef(digest, fmt, len(data), f"{type(value).__module__}.{type(value).__qualname__}")
-        if ref.key not in self.backend:  # content-addressed: the same bytes are stored once
-            self.backend[ref.key] = data
+        view = memoryview(data)
+        hasher = hashlib.sha256(fmt.encode() + b"\0")
+        staged = None
+        if len(view) >= _PARALLEL:  # big: write while hashing (sha256 releases the GIL)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                hashing = pool.submit(hasher.update, view)
+                staged = self.backend.stage(view)
+                hashing.result()
+        else:
+            hasher.update(view)
+        ref = ArtifactRef(hasher.hexdigest(), fmt, len(view),
+                          f"{type(value).__module__}.{type(value).__qualname__}")
+        if ref.key in self.backend:  # content-addressed: the same bytes are stored once
+            if staged is not None:
+                self.backend.discard(staged)
+        elif staged is not None:
+            self.backend.commit(staged, ref.key)
+        else:
+            self.backend[ref.key] = view
         return ref
 
     def get(self, ref: ArtifactRef) -> Any:

@@ -29,14 +29,25 @@ class LocalBackend(MutableMapping):
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        self.commit(self.stage(value), key)
+
+    def stage(self, value) -> Path:
+        """Write ``value`` under a hidden temporary name (the first half of an atomic write)."""
+        tmp = self.root / f".staged.{secrets.token_hex(8)}.tmp"
         with open(tmp, "wb") as handle:
             handle.write(value)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        return tmp
+
+    def commit(self, staged: Path, key: str) -> None:
+        """Give a staged write its key: one rename, so a reader sees all of it or nothing."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, path)
+
+    def discard(self, staged: Path) -> None:
+        staged.unlink(missing_ok=True)
 
     def __delitem__(self, key: str) -> None:
         try:
@@ -81,12 +92,23 @@ class FsspecBackend(MutableMapping):
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: bytes) -> None:
+        self.commit(self.stage(value), key)
+
+    def stage(self, value) -> str:
+        tmp = f"{self.root}/.staged.{secrets.token_hex(8)}.tmp"
+        self.fs.pipe_file(tmp, bytes(value))
+        return tmp
+
+    def commit(self, staged: str, key: str) -> None:
         path = self._path(key)
-        parent = path.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
-        tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{secrets.token_hex(4)}.tmp"
-        self.fs.pipe_file(tmp, value)
-        self.fs.mv(tmp, path)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(staged, path)
+
+    def discard(self, staged: str) -> None:
+        try:
+            self.fs.rm_file(staged)
+        except FileNotFoundError:
+            pass
 
     def __delitem__(self, key: str) -> None:
         if not self.fs.isfile(self._path(key)):

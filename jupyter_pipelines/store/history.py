@@ -141,8 +141,8 @@ class History:
         sql = ("SELECT * FROM step_runs WHERE cache_key = ? AND status IN ('Succeeded', 'Cached') "
                "AND outputs IS NOT NULL")
         args: list[Any] = [cache_key]
-        if not_before is not None:
-            sql += " AND end >= ?"
+        if not_before is not None:  # the result's age counts from when a step made it
+            sql += " AND status = 'Succeeded' AND end >= ?"
             args.append(not_before)
         rows = self._rows(sql + " ORDER BY end DESC LIMIT 1", args)
         return self._run(rows[0]) if rows else None

@@ -59,6 +59,15 @@ def helpers_used(context: Context, names) -> dict[str, str]:
     return seen
 
 
+def parameters_read(step: Step, context: Context, parameters) -> list[str]:
+    """The parameters a step reads, directly or inside the notebook functions it calls."""
+    names = [n for n in step.reads if n in parameters]
+    for source in helpers_used(context, step.reads).values():
+        if not source.lstrip().startswith(("import ", "from ")):
+            names += [n for n in analyze(source).reads if n in parameters and n not in names]
+    return names
+
+
 def _imported_modules(sources) -> set[str]:
     modules = set()
     for source in sources:

@@ -17,7 +17,7 @@ from ..source import Context
 from ..steps import Step
 from .artifacts import ArtifactRef, ArtifactStore
 from .history import History
-from .keys import cache_key, changed_parts, explain, key_parts
+from .keys import cache_key, changed_parts, explain, key_parts, parameters_read
 
 
 class Recorder:
@@ -37,7 +37,7 @@ class Recorder:
             if made is None:
                 return None
             digests[name] = made.refs[name].digest
-        params = {p: self.values[p] for p in self.graph.params[step.name]}
+        params = {p: self.values[p] for p in parameters_read(step, self.context, self.values)}
         parts = key_parts(step, params, digests, self.context)
         return cache_key(parts), parts
 
@@ -56,7 +56,7 @@ class Recorder:
             record.why = ("caching is off for this step (--no-cache)" if KINDS[step.kind].cacheable
                           else f"a {step.kind} step always runs")
             return None
-        not_before = time.time() - step.cache_expire if step.cache_expire else None
+        not_before = time.time() - step.cache_expire if step.cache_expire is not None else None
         run = self.history.cached_run(record.cache_key, not_before)
         if run is None:
             record.why = self.why(step.name, record.key_parts, step.cache_expire)
@@ -83,7 +83,7 @@ class Recorder:
             return explain(changed) + " changed since its last run"
         if previous["status"] not in ("Succeeded", "Cached"):
             return f"its last run {previous['status'].lower()}"
-        if expire:
+        if expire is not None:
             return "its stored result expired (--cache-expire)"
         return "no stored result matched"
 
@@ -101,8 +101,8 @@ class Recorder:
             for reused in execution.steps.values():
                 if reused.status == "Cached":
                     self.history.record_step(execution.id, run_row(reused))
-        elif event == "step_finished" and record is not None:
-            self.history.record_step(execution.id, run_row(record))
+        elif event in ("step_started", "step_finished") and record is not None:
+            self.history.record_step(execution.id, run_row(record))  # a kill leaves a trace
         elif event == "execution_finished":
             self.history.finish_execution(execution.id, execution.status, execution.end_time,
                                           execution.failure_reason)

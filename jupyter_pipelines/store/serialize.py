@@ -116,10 +116,13 @@ def _module(value: Any) -> str:
     return type(value).__module__.split(".")[0]
 
 
-def _dump_parquet(value) -> bytes:
-    buffer = io.BytesIO()
-    value.to_parquet(buffer, engine="pyarrow", index=True)
-    return buffer.getvalue()
+def _dump_parquet(value):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()  # no copy out of a BytesIO: pyarrow's own buffer
+    pq.write_table(pa.Table.from_pandas(value, preserve_index=True), sink)
+    return memoryview(sink.getvalue())
 
 
 def _dump_series(value) -> bytes:

@@ -35,6 +35,10 @@ class Workspace:
         """An execution's history row: by (part of) its id, else the newest (with a status)."""
         if execution_id:
             doc = self.history.execution(execution_id)
+            if doc is not None and pipeline and doc["pipeline"] != pipeline:
+                raise PipelineError(
+                    f"Execution {doc['id']} belongs to pipeline `{doc['pipeline']}`, not `{pipeline}`."
+                    " Retry or describe it from that pipeline (its notebook).")
             if doc is None:
                 known = [e["id"] for e in self.history.executions(pipeline, limit=50)]
                 raise PipelineError(
@@ -70,6 +74,8 @@ class Workspace:
             pipeline = from_document(version)
             execution.graph = pipeline.graph({})
             execution.parameter_defs = dict(pipeline.parameters)
+            order = {name: i for i, name in enumerate(execution.graph.order)}  # run order
+            execution.steps = dict(sorted(execution.steps.items(), key=lambda kv: order.get(kv[0], 0)))
         return execution
 
     def record(self, run: dict, *, status: str, reused_from: str | None) -> StepRecord:
@@ -90,13 +96,20 @@ class Workspace:
         return json.loads(row[0]) if row else None
 
     # -- what a retry or a partial run reuses ---------------------------------------------------
-    def succeeded_steps(self, execution_id: str, graph: Graph) -> dict[str, StepRecord]:
-        """The steps of an execution that finished well, as Cached records (for retry)."""
-        reused = {}
-        for run in self.history.step_runs(execution_id):
-            if run["status"] in TERMINAL and run["step"] in graph.steps and run["outputs"] is not None:
-                reused[run["step"]] = self.record(run, status="Cached",
-                                                  reused_from=run["cache_source"] or execution_id)
+    def succeeded_steps(self, execution_id: str, graph: Graph, recorder: Recorder) -> dict[str, StepRecord]:
+        """The steps of an execution that finished well and are still valid for the current
+        definition (same cache key), as Cached records: what a retry reuses."""
+        runs = {r["step"]: r for r in self.history.step_runs(execution_id)
+                if r["status"] in TERMINAL and r["outputs"] is not None}
+        reused: dict[str, StepRecord] = {}
+        for name in graph.order:
+            run = runs.get(name)
+            if run is None:
+                continue
+            keyed = recorder.key(graph.steps[name], reused)
+            if keyed and keyed[0] == run["cache_key"]:
+                reused[name] = self.record(run, status="Cached",
+                                           reused_from=run["cache_source"] or execution_id)
         return reused
 
     def stored_upstream(self, recorder: Recorder, graph: Graph, names: list[str]) -> dict[str, StepRecord]:

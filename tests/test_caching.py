@@ -1,0 +1,481 @@
+"""Reusing stored step results: what counts in a cache key, what does not, why a step re-ran,
+per-step and per-run switches, expiry, and reuse across a kernel restart.
+
+Every test has its own state folder (conftest's autouse fixture); API pipelines put their
+history under ``tmp_path / "state"`` as well.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zipfile
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from jupyter_pipelines import Execution, Pipeline, current
+from jupyter_pipelines.errors import DefinitionError
+from jupyter_pipelines.source import Context
+from jupyter_pipelines.store import keys
+
+from .conftest import run_cell
+
+HELPERS = ("import math\n"
+           "def helper(x):\n    return x + 1\n"
+           "def inner(x):\n    return x * 2\n"
+           "def outer(x):\n    return inner(x) + 1")
+
+# A calls `helper` directly; C calls `outer`, which calls `inner`; B and D are downstream of
+# them; E calls nothing of the notebook's but `math`.
+STEPS = {
+    "A": "xs = [helper(i) for i in range(n)]",
+    "B": "total = sum(xs)",
+    "C": "y = outer(k)",
+    "D": "z = y * 10",
+    "E": "root = math.sqrt(n)",
+}
+
+CACHED_WHY = "reused the stored result"
+
+
+def statuses(ex: Execution) -> dict[str, str]:
+    return {name: record.status for name, record in ex.steps.items()}
+
+
+def listed(ex: Execution) -> dict[str, dict]:
+    return {item["StepName"]: item for item in ex.list_steps()}
+
+
+def source_of(ex: Execution, step: str) -> str | None:
+    meta = listed(ex)[step].get("Metadata", {})
+    return meta.get("Cached", {}).get("SourcePipelineExecutionArn")
+
+
+def define(door, helpers: str = HELPERS) -> None:
+    door.context(helpers)
+    door.parameters(n=3, k=1)
+    for name, code in STEPS.items():
+        door.step(name, code)
+
+
+def wait_until(deadline: float) -> None:
+    """Let wall-clock time pass a point (a condition on the clock, not a fixed sleep)."""
+    while time.time() <= deadline:
+        time.sleep(0.01)
+
+
+def api_pipeline(tmp_path, name: str = "caching", helpers: str = HELPERS) -> Pipeline:
+    p = Pipeline(name, home=tmp_path / "state")
+    p.context = Context.from_cells([helpers])
+    p.add_parameter("n", 3)
+    p.add_parameter("k", 1)
+    for step, code in STEPS.items():
+        p.add_step(step, code)
+    return p
+
+
+# -- an unchanged pipeline ----------------------------------------------------------------------
+
+
+MODEL_CONTEXT = "from sklearn.linear_model import LinearRegression"
+
+
+def model_pipeline(tmp_path) -> Pipeline:
+    p = Pipeline("models", home=tmp_path / "state")
+    p.context = Context.from_cells([MODEL_CONTEXT])
+    p.add_parameter("slope", 2.0)
+    p.add_step("Data", "X = [[0.0], [1.0], [2.0], [3.0]]\ny = [slope * r[0] + 1.0 for r in X]")
+    p.add_step("Train", "model = LinearRegression().fit(X, y)", "training")
+    p.add_step("Score", "prediction = float(model.predict([[10.0]])[0])")
+    p.add_step("Register", "", "register-model", model="model", group="CachingGroup")
+    p.add_step("Stop", "f'stopped after {len(y)} rows'", "fail")
+    return p
+
+
+def test_second_start_reuses_every_cacheable_step_and_always_runs_fail(tmp_path):
+    p = model_pipeline(tmp_path)
+    first = p.start()
+    assert first.status == "Failed" and first.failure_reason == "stopped after 4 rows"
+    assert statuses(first) == {"Data": "Succeeded", "Train": "Succeeded", "Score": "Succeeded",
+                               "Register": "Succeeded", "Stop": "Failed"}
+
+    second = p.start()
+    assert statuses(second) == {"Data": "Cached", "Train": "Cached", "Score": "Cached",
+                                "Register": "Cached", "Stop": "Failed"}
+    for step in ("Data", "Train", "Score", "Register"):
+        assert source_of(second, step) == first.id
+        assert second.steps[step].reused_from == first.id
+    # a fail step runs every time, never standing in for a stored run
+    assert source_of(second, "Stop") is None
+    assert "always runs" in second.steps["Stop"].why
+    assert "a fail step always runs" in p.why("Stop")
+    assert second.status == "Failed" and second.failure_reason == first.failure_reason
+
+    assert second.result("Data", "y") == first.result("Data", "y") == [1.0, 3.0, 5.0, 7.0]
+    assert second.result("Score", "prediction") == pytest.approx(first.result("Score", "prediction"))
+    assert second.result("Score", "prediction") == pytest.approx(21.0)
+    assert second.result("Train", "model").coef_.tolist() == pytest.approx([2.0])
+    # the same model with the same metrics is not registered twice: the cached step names the
+    # version that holds it; --no-cache registers a new one
+    versions = [ex.steps["Register"].metadata["RegisterModel"]["Version"] for ex in (first, second)]
+    assert versions == [1, 1]
+    forced = p.start(cache=False)
+    assert forced.steps["Register"].metadata["RegisterModel"]["Version"] == 2
+
+
+def test_a_cached_step_says_where_its_result_came_from(tmp_path):
+    p = api_pipeline(tmp_path)
+    first = p.start()
+    assert set(statuses(first).values()) == {"Succeeded"}
+    assert all(r.why == "it had not run before" for r in first.steps.values())
+    second = p.start()
+    assert set(statuses(second).values()) == {"Cached"}
+    assert all(r.reused_from == first.id for r in second.steps.values())
+    message = p.why("A")
+    assert CACHED_WHY in message and first.id in message and second.id in message
+    assert second.result("B", "total") == first.result("B", "total") == 6
+
+
+# -- what re-runs when something changes -------------------------------------------------------
+
+
+def test_editing_a_helper_reruns_its_callers_and_downstream_whose_inputs_changed(door):
+    define(door)
+    base = door.run()
+    assert base.status == "Succeeded"
+    assert (base.result("B", "total"), base.result("D", "z")) == (6, 30)
+
+    door.context("def helper(x):\n    return x + 2")  # called by A directly
+    ex = door.run()
+    assert statuses(ex) == {"A": "Succeeded", "B": "Succeeded", "C": "Cached", "D": "Cached",
+                            "E": "Cached"}
+    assert ex.steps["A"].why == "a notebook function or class it calls changed since its last run"
+    assert ex.steps["B"].why.startswith("its inputs")
+    assert ex.result("B", "total") == 9
+    why = door.pipeline.why("A")
+    assert "a notebook function or class it calls" in why and ex.id in why
+    assert "its inputs" in door.pipeline.why("B")
+
+    door.context("def inner(x):\n    return x + x")  # reached through `outer`: same values
+    ex = door.run()
+    assert statuses(ex) == {"A": "Cached", "B": "Cached", "C": "Succeeded", "D": "Cached",
+                            "E": "Cached"}
+    assert "a notebook function or class it calls" in ex.steps["C"].why
+    assert ex.result("C", "y") == 3  # its output did not change, so D's input digest did not
+    assert CACHED_WHY in door.pipeline.why("D")
+
+    door.context("def inner(x):\n    return x * 3")  # transitive, and this time the value changes
+    ex = door.run()
+    assert statuses(ex) == {"A": "Cached", "B": "Cached", "C": "Succeeded", "D": "Succeeded",
+                            "E": "Cached"}
+    assert "a notebook function or class it calls" in ex.steps["C"].why
+    assert "its inputs" in ex.steps["D"].why
+    assert ex.result("D", "z") == 40
+
+
+def test_comments_and_formatting_do_not_count(door):
+    define(door)
+    base = door.run()
+    door.context("def helper(x):\n    # a comment\n    return (x  +  1)   # another\n\n\n"
+                 "def inner(x):\n\n    return x*2")  # reformatted: same syntax tree
+    door.step("A", "# make the list\nxs = [helper(i)\n      for i in range(n)]   # same thing")
+    door.step("C", "y = outer( k )  # spaced out")
+    ex = door.run()
+    assert set(statuses(ex).values()) == {"Cached"}, {n: r.why for n, r in ex.steps.items()}
+    assert ex.result("B", "total") == base.result("B", "total")
+
+
+def test_changing_a_parameter_reruns_only_its_readers(door):
+    define(door)
+    base = door.run()
+    ex = door.run(k=5)
+    assert statuses(ex) == {"A": "Cached", "B": "Cached", "C": "Succeeded", "D": "Succeeded",
+                            "E": "Cached"}
+    assert ex.steps["C"].why == "a parameter it reads changed since its last run"
+    assert "its inputs" in ex.steps["D"].why
+    assert "a parameter it reads" in door.pipeline.why("C")
+    assert ex.result("D", "z") == 110
+
+    again = door.run(k=1)  # back to the first value: its stored results stand again
+    assert set(statuses(again).values()) == {"Cached"}
+    assert again.result("D", "z") == base.result("D", "z")
+
+    ex = door.run(n=4)
+    assert statuses(ex) == {"A": "Succeeded", "B": "Succeeded", "C": "Cached", "D": "Cached",
+                            "E": "Succeeded"}
+    assert ex.steps["E"].why == "a parameter it reads changed since its last run"
+
+
+def test_editing_the_step_code_names_its_code(tmp_path):
+    p = api_pipeline(tmp_path)
+    p.start()
+    p.add_step("B", "total = sum(xs) + 1")
+    ex = p.start()
+    assert statuses(ex)["B"] == "Succeeded" and statuses(ex)["A"] == "Cached"
+    assert ex.steps["B"].why == "its code changed since its last run"
+    assert "its code" in p.why("B")
+
+
+def test_a_package_version_change_reruns_the_steps_importing_it(tmp_path, monkeypatch):
+    p = Pipeline("packages", home=tmp_path / "state")
+    p.context = Context.from_cells(["import numpy as np\nimport math"])
+    p.add_step("UsesNumpy", "arr_total = int(np.arange(4).sum())")
+    p.add_step("NoNumpy", "root = math.sqrt(16)")
+    p.add_step("After", "both = arr_total + root")
+    first = p.start()
+    assert set(statuses(first).values()) == {"Succeeded"}
+    assert set(statuses(p.start()).values()) == {"Cached"}
+
+    real = keys.package_version
+
+    def upgraded(module: str) -> str:
+        return "numpy==999.0" if module == "numpy" else real(module)
+
+    monkeypatch.setattr(keys, "package_version", upgraded)
+    ex = p.start()
+    assert statuses(ex) == {"UsesNumpy": "Succeeded", "NoNumpy": "Cached", "After": "Cached"}
+    assert ex.steps["UsesNumpy"].why == "a package it imports (its version) changed since its last run"
+    assert "a package it imports" in p.why("UsesNumpy")
+
+
+def test_package_version_is_what_the_key_uses(tmp_path):
+    """The version comes from the installed distribution, looked up once per module."""
+    import numpy
+
+    assert keys.package_version("numpy") == f"numpy=={numpy.__version__}"
+    step = Pipeline("k").add_step("S", "v = np.zeros(1)")
+    ctx = Context.from_cells(["import numpy as np"])
+    parts = keys.key_parts(step, {}, {}, ctx)
+    keys.package_version.cache_clear()
+    assert keys.key_parts(step, {}, {}, ctx) == parts  # stable across lookups
+
+
+# -- switching caching off ------------------------------------------------------------------------
+
+
+def test_cache_false_on_a_step_always_runs_it(tmp_path):
+    p = api_pipeline(tmp_path)
+    p.add_step("B", STEPS["B"], cache=False)
+    p.start()
+    ex = p.start()
+    assert statuses(ex) == {"A": "Cached", "B": "Succeeded", "C": "Cached", "D": "Cached",
+                            "E": "Cached"}
+    assert ex.steps["B"].why == "caching is off for this step (--no-cache)"
+    assert "caching is off" in p.why("B")
+
+
+def test_start_with_cache_false_runs_everything(tmp_path):
+    p = api_pipeline(tmp_path)
+    first = p.start()
+    ex = p.start(cache=False)
+    assert set(statuses(ex).values()) == {"Succeeded"}
+    assert all(r.reused_from is None for r in ex.steps.values())
+    assert "--no-cache" in ex.steps["A"].why
+    assert ex.result("D", "z") == first.result("D", "z")
+    assert set(statuses(p.start()).values()) == {"Cached"}  # and caching is back next time
+
+
+def test_magic_no_cache_on_a_step_and_on_a_run(ip):
+    run_cell(ip, "%%parameters\nn = 3")
+    run_cell(ip, "%%step Make\nxs = list(range(n))")
+    run_cell(ip, "%%step Sum --no-cache\ntotal = sum(xs)")
+    assert current().steps["Sum"].cache is False
+    ex = run_cell(ip, "%pipeline run")
+    assert statuses(ex) == {"Make": "Cached", "Sum": "Succeeded"}
+    assert ex.steps["Sum"].why == "caching is off for this step (--no-cache)"
+
+    ex = run_cell(ip, "%pipeline run --no-cache")
+    assert statuses(ex) == {"Make": "Succeeded", "Sum": "Succeeded"}
+    assert "--no-cache" in ex.steps["Make"].why
+    ex = run_cell(ip, "%pipeline run")
+    assert statuses(ex) == {"Make": "Cached", "Sum": "Succeeded"}
+
+
+# -- expiry -----------------------------------------------------------------------------------------
+
+
+def test_a_stored_result_expires(tmp_path):
+    p = api_pipeline(tmp_path)
+    p.add_step("A", STEPS["A"], cache_expire="PT0.05S")
+    assert p.steps["A"].cache_expire == pytest.approx(0.05)
+    first = p.start()
+    t0 = first.steps["A"].end
+    wait_until(t0 + 0.1)
+    ex = p.start()
+    assert statuses(ex)["A"] == "Succeeded"
+    assert "expired" in ex.steps["A"].why
+    assert "expired" in p.why("A")
+    # A made the same value, so nothing downstream re-runs; C never expires
+    assert statuses(ex) == {"A": "Succeeded", "B": "Cached", "C": "Cached", "D": "Cached",
+                            "E": "Cached"}
+
+
+def test_expiry_counts_from_when_the_result_was_made_not_when_it_was_reused(tmp_path):
+    p = api_pipeline(tmp_path)
+    p.add_step("A", STEPS["A"], cache_expire="PT0.6S")
+    first = p.start()
+    made = first.steps["A"].end
+    wait_until(made + 0.2)
+    reused = p.start()
+    assert statuses(reused)["A"] == "Cached"  # 0.2 s old: still valid
+    wait_until(made + 0.7)
+    ex = p.start()  # the stored result is 0.7 s old now, past its 0.6 s
+    assert statuses(ex)["A"] == "Succeeded", ex.steps["A"].reused_from
+
+
+def test_a_zero_cache_expire_means_a_stored_result_is_never_reused(tmp_path):
+    p = api_pipeline(tmp_path)
+    p.add_step("A", STEPS["A"], cache_expire="PT0S")
+    assert p.steps["A"].cache_expire == 0
+    first = p.start()
+    wait_until(first.steps["A"].end + 0.01)
+    ex = p.start()
+    assert statuses(ex)["A"] == "Succeeded", ex.steps["A"].reused_from
+    assert "expired" in ex.steps["A"].why
+
+
+@pytest.mark.parametrize("value", ["PT0.5S", "P1D", "PT12H", "P1Y2M3W4DT5H6M7S", "P30D"])
+def test_cache_expire_accepts_iso_8601_durations(value):
+    step = Pipeline("d").add_step("S", "v = 1", cache_expire=value)
+    assert step.cache_expire == keys.duration_seconds(value, "S") > 0
+
+
+@pytest.mark.parametrize("value", ["30 days", "P", "PT", "P1DT", "1D", "", "P-1D"])
+def test_a_bad_cache_expire_is_a_definition_error_naming_the_step(value):
+    with pytest.raises(DefinitionError, match=r"Step `Slowly`.*ISO-8601"):
+        Pipeline("d").add_step("Slowly", "v = 1", cache_expire=value)
+
+
+def test_magic_cache_expire_flag(ip):
+    run_cell(ip, "%%step Quick --cache-expire P1D\nv = 1")
+    assert current().steps["Quick"].cache_expire == 86400
+    with pytest.raises(DefinitionError, match=r"Step `Bad`.*ISO-8601"):
+        run_cell(ip, "%%step Bad --cache-expire P\nv = 2")
+    assert "Bad" not in current().steps
+
+
+# -- after a kernel restart -----------------------------------------------------------------------
+
+
+def test_a_new_pipeline_object_reuses_the_stored_results(tmp_path):
+    first = api_pipeline(tmp_path).start()
+    restarted = api_pipeline(tmp_path)  # same home, same definition, nothing in memory
+    ex = restarted.start()
+    assert set(statuses(ex).values()) == {"Cached"}
+    assert all(r.reused_from == first.id for r in ex.steps.values())
+    assert ex.result("B", "total") == 6 and ex.result("E", "root") == pytest.approx(3 ** 0.5)
+
+    loaded = api_pipeline(tmp_path).load_execution(first.id)
+    assert loaded.status == "Succeeded" and loaded.id == first.id
+    assert loaded.result("D", "z") == 30  # outputs load from the store
+    assert [e["PipelineExecutionArn"] for e in restarted.list_executions()] == [ex.id, first.id]
+
+
+def test_magic_after_a_restart_reuses_results_and_reads_the_history(ip, capsys):
+    run_cell(ip, HELPERS)
+    run_cell(ip, "%%parameters\nn = 3\nk = 1")
+    for name, code in STEPS.items():
+        run_cell(ip, f"%%step {name}\n{code}")
+    first = run_cell(ip, "%pipeline run")
+    assert first.status == "Succeeded"
+    recorded = len(current().list_executions())
+
+    current().executions.clear()  # what a kernel restart loses
+    current()._memory.clear()
+    ex = run_cell(ip, "%pipeline run")
+    assert set(statuses(ex).values()) == {"Cached"}
+    assert ex.result("D", "z") == 30
+
+    table = run_cell(ip, "%pipeline executions")
+    assert isinstance(table, pd.DataFrame)
+    assert len(table) == recorded + 1
+    assert list(table.index[:2]) == [ex.id, first.id]  # newest first
+    assert set(table["PipelineExecutionStatus"]) == {"Succeeded"}
+
+    current().executions.clear()
+    described = run_cell(ip, "%pipeline describe")
+    assert isinstance(described, Execution) and described is not ex
+    assert described.id == ex.id and described.status == "Succeeded"
+    assert statuses(described) == statuses(ex)
+    assert described.result("B", "total") == 6
+    older = run_cell(ip, f"%pipeline describe {first.id}")
+    assert older.id == first.id and older.result("D", "z") == 30
+
+    capsys.readouterr()
+    run_cell(ip, "%pipeline why D")
+    out = capsys.readouterr().out
+    assert CACHED_WHY in out and ex.steps["D"].reused_from in out
+
+
+def test_magic_why_prints_what_changed(ip, capsys):
+    run_cell(ip, "def scale(v):\n    return v * 2")
+    run_cell(ip, "%%step Make\nvals = [scale(i) for i in range(3)]")
+    run_cell(ip, "%%step Total\ntotal = sum(vals)")
+    run_cell(ip, "def scale(v):\n    return v * 3")
+    run_cell(ip, "%pipeline run")
+    capsys.readouterr()
+    run_cell(ip, "%pipeline why Make")
+    out = capsys.readouterr().out
+    assert re.search(r"`Make` ran in \S+ because a notebook function or class it calls changed", out)
+    run_cell(ip, "%pipeline why Total")
+    assert "its inputs" in capsys.readouterr().out
+    with pytest.raises(Exception, match=r"Did you mean `Total`"):
+        run_cell(ip, "%pipeline why Totl")
+
+
+def test_step_cell_reruns_upstream_whose_transitive_helper_changed(ip):
+    run_cell(ip, "def inner(x):\n    return x * 2\n\ndef outer(x):\n    return inner(x) + 1")
+    run_cell(ip, "%%step C\ny = outer(1)")
+    run_cell(ip, "%%step D\nz = y * 10")
+    assert ip.user_ns["z"] == 30
+    run_cell(ip, "def inner(x):\n    return x * 3")  # outer is unchanged; what it calls is not
+    run_cell(ip, "%%step D\nz = y * 10")
+    ex = current().executions[-1]
+    assert ex.steps["C"].status == "Succeeded", ex.steps["C"].reused_from
+    assert ip.user_ns["z"] == 40
+
+
+def test_step_cell_reruns_upstream_whose_direct_helper_changed(ip):
+    run_cell(ip, "def inner(x):\n    return x * 2\n\ndef outer(x):\n    return inner(x) + 1")
+    run_cell(ip, "%%step C\ny = outer(1)")
+    run_cell(ip, "%%step D\nz = y * 10")
+    run_cell(ip, "def outer(x):\n    return inner(x) + 2")
+    run_cell(ip, "%%step D\nz = y * 10")
+    ex = current().executions[-1]
+    assert statuses(ex) == {"C": "Succeeded", "D": "Succeeded"}
+    assert "a notebook function or class it calls" in ex.steps["C"].why
+    assert ip.user_ns["z"] == 40
+
+
+def test_an_identical_retrained_model_leaves_downstream_cached(tmp_path, monkeypatch):
+    """An estimator's stored bytes are a function of the model (skops stamps times and names
+    entries by id(); the store canonicalises them), so its digest, and downstream, stand."""
+    p = Pipeline("retrain", home=tmp_path / "state")
+    p.context = Context.from_cells([MODEL_CONTEXT + "\ndef make_model():\n    return LinearRegression()"])
+    p.add_step("Data", "X = [[0.0], [1.0], [2.0]]\ny = [1.0, 3.0, 5.0]")
+    p.add_step("Train", "model = make_model().fit(X, y)", "training")
+    p.add_step("Score", "prediction = float(model.predict([[10.0]])[0])")
+    first = p.start()
+    p.context = Context.from_cells([MODEL_CONTEXT + "\ndef make_model():\n"
+                                    "    return LinearRegression(fit_intercept=True)"])
+    # re-trained an hour later, as far as the zip writer can tell (zip times have a 2 s grain)
+    later = time.time
+    monkeypatch.setattr(zipfile, "time", SimpleNamespace(time=lambda: later() + 3600,
+                                                         localtime=time.localtime))
+    ex = p.start()
+    assert statuses(ex)["Train"] == "Succeeded"  # its helper changed...
+    assert ex.steps["Train"].digests == first.steps["Train"].digests  # ...but not its model
+    assert statuses(ex)["Score"] == "Cached", ex.steps["Score"].why
+
+
+def test_a_parameter_read_through_a_helper_is_part_of_the_key(tmp_path):
+    p = Pipeline("indirect", home=tmp_path / "state")
+    p.context = Context.from_cells(["def scaled(v):\n    return v * factor"])
+    p.add_parameter("factor", 2)
+    p.add_step("Scale", "out = scaled(3)")
+    assert p.start().result("Scale", "out") == 6  # the helper does see the parameter
+    ex = p.start({"factor": 5})
+    assert statuses(ex) == {"Scale": "Succeeded"}, ex.steps["Scale"].reused_from
+    assert ex.result("Scale", "out") == 15
