@@ -86,21 +86,19 @@ def abalone_sample(params: dict) -> tuple[float, float, object]:
     """One fresh state folder: (cold seconds, cached seconds, the cached execution)."""
     from jupyter_pipelines.notebook import load_notebook
 
+    def timed_start(what: str):
+        pipeline = load_notebook(ABALONE)  # a new object each time: nothing reused from memory
+        gc.collect()
+        start = time.perf_counter()
+        execution = pipeline.start(params, display=False)
+        took = time.perf_counter() - start
+        if execution.status != "Succeeded":
+            raise RuntimeError(f"the {what} Abalone run did not succeed:\n{execution!r}")
+        return took, execution
+
     with state_home("jp-bench-abalone-"):
-        cold_pipeline = load_notebook(ABALONE)
-        gc.collect()
-        start = time.perf_counter()
-        cold = cold_pipeline.start(params, display=False)
-        cold_s = time.perf_counter() - start
-        if cold.status != "Succeeded":
-            raise RuntimeError(f"the cold Abalone run did not succeed:\n{cold!r}")
-        cached_pipeline = load_notebook(ABALONE)  # a new object: nothing reused from memory
-        gc.collect()
-        start = time.perf_counter()
-        cached = cached_pipeline.start(params, display=False)
-        cached_s = time.perf_counter() - start
-        if cached.status != "Succeeded":
-            raise RuntimeError(f"the cached Abalone run did not succeed:\n{cached!r}")
+        cold_s, _ = timed_start("cold")
+        cached_s, cached = timed_start("cached")
         return cold_s, cached_s, cached
 
 
