@@ -36,6 +36,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=4096)  # keyed by the source text: re-parsed only when it changes
 def normalised(code: str) -> str:
     """The code's syntax tree: what it does, not how it is laid out or commented."""
     try:
@@ -69,18 +70,22 @@ def parameters_read(step: Step, context: Context, parameters) -> list[str]:
 
 
 def _imported_modules(sources) -> set[str]:
+    return set().union(*(_imports_of(source) for source in sources))
+
+
+@functools.lru_cache(maxsize=4096)
+def _imports_of(source: str) -> frozenset[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return frozenset()
     modules = set()
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                modules.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                modules.add(node.module.split(".")[0])
-    return modules
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module.split(".")[0])
+    return frozenset(modules)
 
 
 @functools.lru_cache(maxsize=1)
