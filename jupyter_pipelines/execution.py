@@ -89,6 +89,7 @@ class Execution:
         self.graph = None           # the DAG it ran (set by the pipeline), for views
         self.parameter_defs: dict = {}
         self.shown_live = False     # a live widget of it is on screen already
+        self.version_id: int | None = None  # the recorded pipeline version it ran
 
     # -- events: keyword-only, with room for more fields ---------------------------------
     def emit(self, event: str, **fields: Any) -> None:
@@ -113,6 +114,8 @@ class Execution:
                "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in self.parameters.items()]}
         if self.failure_reason:
             out["FailureReason"] = self.failure_reason
+        if self.version_id is not None:
+            out["PipelineVersionId"] = self.version_id
         return out
 
     def list_steps(self) -> list[dict]:

@@ -302,7 +302,8 @@ class Pipeline:
 def execution_summary(doc: dict) -> dict:
     from .execution import _iso
 
-    out = {"PipelineExecutionArn": doc["id"], "PipelineExecutionStatus": doc["status"],
+    out = {"PipelineExecutionArn": doc["id"], "PipelineVersionId": doc["version_id"],
+           "PipelineExecutionStatus": doc["status"],
            "StartTime": _iso(doc["start"]), "EndTime": _iso(doc["end"]),
            "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in doc["parameters"].items()]}
     if doc["failure_reason"]:

@@ -96,6 +96,7 @@ class Recorder:
     def __call__(self, event: str, *, execution: Execution, record: StepRecord | None = None,
                  **future: Any) -> None:
         if event == "execution_started":
+            execution.version_id = self.version_id
             self.history.start_execution(execution.id, self.pipeline, self.version_id,
                                          execution.parameters, execution.start_time, self.retry_of)
             for reused in execution.steps.values():

@@ -60,6 +60,7 @@ class Workspace:
                               {r["step"]: r["kind"] for r in runs})
         execution.status, execution.failure_reason = doc["status"], doc["failure_reason"]
         execution.start_time, execution.end_time = doc["start"], doc["end"]
+        execution.version_id = doc["version_id"]
         for run in runs:
             record = self.record(run, status=run["status"], reused_from=run["cache_source"])
             record.start, record.end, record.attempts = run["start"], run["end"], run["attempts"]
