@@ -40,12 +40,14 @@ class ArtifactStore:
         self.location = os.fspath(location)
         self.backend = open_backend(location)
 
-    def put(self, value: Any, *, what: str = "a value") -> ArtifactRef:
+    def put(self, value: Any, *, what: str = "a value", name: str = "name") -> ArtifactRef:
+        """Save ``value``; ``what`` and ``name`` (its output name) word the error if it can't be."""
         try:
             fmt, data = encode(value)
         except SerializationError as exc:
             raise SerializationError(f"{what} {exc}. Make it a DataFrame, array, JSON value or a "
-                                     "picklable object, or keep it private (`_name`).") from None
+                                     f"picklable object, or keep it private (`_{name}`) so it is "
+                                     "not an output.") from None
         view = memoryview(data)
         hasher = hashlib.sha256(fmt.encode() + b"\0")
         staged = None

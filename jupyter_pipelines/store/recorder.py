@@ -88,8 +88,8 @@ class Recorder:
         return "no stored result matched"
 
     def store(self, step: Step, record: StepRecord) -> None:
-        record.refs = {name: self.artifacts.put(value, what=f"Step `{step.name}` output `{name}` "
-                                                f"({type(value).__name__})")
+        record.refs = {name: self.artifacts.put(value, name=name, what=f"Step `{step.name}` output "
+                                                f"`{name}` ({type(value).__name__})")
                        for name, value in record.outputs.items()}
 
     # -- the listener: the history as it happens --------------------------------------------
