@@ -46,7 +46,6 @@ ABALONE_COLUMNS: list[str] = [
 ]
 DEFAULT_ROWS = 4177
 CACHE_NAME = "abalone-synthetic.csv"
-HOME_ENV = "JUPYTER_PIPELINES_HOME"
 MIN_ROWS = 20
 
 _SEXES = np.array(["M", "F", "I"])
@@ -117,8 +116,9 @@ def write_abalone(
 
 def default_data_dir() -> Path:
     """``$JUPYTER_PIPELINES_HOME/data`` if set, else ``./.jupyter_pipelines/data``."""
-    home = os.environ.get(HOME_ENV, "").strip()
-    base = Path(home).expanduser() if home else Path.cwd() / ".jupyter_pipelines"
+    from .registry_db import default_home
+
+    base = default_home()
     return base / "data"
 
 

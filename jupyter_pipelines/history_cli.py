@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from .errors import PipelineError
@@ -27,13 +26,13 @@ def add_commands(sub) -> None:
 
 
 def _workspace(args):
+    from .registry_db import default_home
     from .store.workspace import Workspace
 
-    if args.notebook:
-        beside = Path(args.notebook).resolve().parent / ".jupyter_pipelines"
-        home = os.environ.get("JUPYTER_PIPELINES_HOME") or beside
+    if args.home:
+        home = Path(args.home)
     else:
-        home = args.home or os.environ.get("JUPYTER_PIPELINES_HOME") or Path.cwd() / ".jupyter_pipelines"
+        home = default_home(beside=Path(args.notebook).resolve().parent if args.notebook else None)
     if not (Path(home) / "history.db").is_file():
         raise PipelineError(f"There is no execution history in {home}. Run a pipeline first, or "
                             "point --home/--notebook at the folder that has it.")

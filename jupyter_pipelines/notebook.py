@@ -3,12 +3,12 @@ and the imports and definitions of its other code cells (the context)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .errors import DefinitionError, PipelineError
 from .parameters import parse_parameters_cell
 from .pipeline import Pipeline
+from .registry_db import default_home
 from .source import Context
 
 
@@ -29,7 +29,7 @@ def load_notebook(path: str | Path) -> Pipeline:
     except Exception as exc:
         raise DefinitionError(f"{path} is not a readable notebook: {exc}.") from None
     transform = TransformerManager().transform_cell
-    home = os.environ.get("JUPYTER_PIPELINES_HOME") or path.resolve().parent / ".jupyter_pipelines"
+    home = default_home(beside=path.resolve().parent)
     pipeline = Pipeline(_name(path), home=home)
     context_cells, step_cells = [], []
     for number, cell in enumerate(nb.cells, start=1):

@@ -54,8 +54,11 @@ class RegistryError(PipelineError):
     pass
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("JUPYTER_PIPELINES_HOME") or Path.cwd() / ".jupyter_pipelines")
+def default_home(beside: str | os.PathLike | None = None) -> Path:
+    """The state folder: ``$JUPYTER_PIPELINES_HOME``, else ``.jupyter_pipelines/`` in
+    ``beside`` (a notebook's folder) or the working directory. The one place this rule lives."""
+    home = os.environ.get("JUPYTER_PIPELINES_HOME", "").strip()
+    return Path(home).expanduser() if home else Path(beside or Path.cwd()) / ".jupyter_pipelines"
 
 
 @dataclass(frozen=True)
