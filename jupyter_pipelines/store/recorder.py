@@ -62,17 +62,7 @@ class Recorder:
             record.why = self.why(step.name, record.key_parts, step.cache_expire)
             return None
         source = run["cache_source"] or run["execution_id"]
-        return self.record_of(run, step, status="Cached", reused_from=source)
-
-    def record_of(self, run: dict, step: Step, *, status: str, reused_from: str | None) -> StepRecord:
-        """A record standing for a stored run: its outputs load from the store on first use."""
-        now = time.time()
-        refs = {n: ArtifactRef.from_dict(d) for n, d in (run["outputs"] or {}).items()}
-        return StepRecord(step.name, step.kind, status=status, start=now, end=now,
-                          metadata=run["metadata"] or {}, stdout=run["stdout"] or "",
-                          stderr=run["stderr"] or "", outputs=dict(refs), refs=refs,
-                          reused_from=reused_from, cache_key=run["cache_key"],
-                          key_parts=run["key_parts"], loader=self.artifacts.get)
+        return stored_record(run, self.artifacts, status="Cached", reused_from=source)
 
     def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
         previous = self.history.latest_run(step, self.pipeline)
@@ -107,6 +97,18 @@ class Recorder:
         elif event == "execution_finished":
             self.history.finish_execution(execution.id, execution.status, execution.end_time,
                                           execution.failure_reason)
+
+
+def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
+                  reused_from: str | None) -> StepRecord:
+    """A record standing for a stored step run: its outputs load from the store on first use."""
+    now = time.time()
+    refs = {n: ArtifactRef.from_dict(d) for n, d in (run["outputs"] or {}).items()}
+    return StepRecord(run["step"], run["kind"], status=status, start=now, end=now,
+                      metadata=run["metadata"] or {}, stdout=run["stdout"] or "",
+                      stderr=run["stderr"] or "", outputs=dict(refs), refs=refs,
+                      reused_from=reused_from, cache_key=run["cache_key"],
+                      key_parts=run["key_parts"], loader=artifacts.get)
 
 
 def run_row(record: StepRecord) -> dict:

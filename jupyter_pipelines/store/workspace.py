@@ -13,7 +13,7 @@ from ..execution import Execution, StepRecord
 from ..graph import Graph
 from .artifacts import ArtifactStore
 from .history import History
-from .recorder import Recorder
+from .recorder import Recorder, stored_record
 
 TERMINAL = ("Succeeded", "Cached")
 
@@ -80,14 +80,7 @@ class Workspace:
         return execution
 
     def record(self, run: dict, *, status: str, reused_from: str | None) -> StepRecord:
-        from .artifacts import ArtifactRef
-
-        refs = {n: ArtifactRef.from_dict(d) for n, d in (run["outputs"] or {}).items()}
-        return StepRecord(run["step"], run["kind"], status=status, metadata=run["metadata"] or {},
-                          stdout=run["stdout"] or "", stderr=run["stderr"] or "",
-                          outputs=dict(refs), refs=refs, reused_from=reused_from,
-                          cache_key=run["cache_key"], key_parts=run["key_parts"],
-                          loader=self.artifacts.get)
+        return stored_record(run, self.artifacts, status=status, reused_from=reused_from)
 
     def version(self, version_id: int | None) -> dict[str, Any] | None:
         import json
