@@ -56,8 +56,13 @@ def helpers_used(context: Context, names) -> dict[str, str]:
             continue
         seen[name] = snippets[name]
         if not snippets[name].lstrip().startswith(("import ", "from ")):
-            stack.extend(n for n in analyze(snippets[name]).reads if n in snippets and n not in seen)
+            stack.extend(n for n in _free_names(snippets[name]) if n in snippets and n not in seen)
     return seen
+
+
+@functools.lru_cache(maxsize=4096)  # helpers are re-read every run: parse each text once
+def _free_names(source: str) -> tuple[str, ...]:
+    return analyze(source).reads
 
 
 def parameters_read(step: Step, context: Context, parameters) -> list[str]:
@@ -65,7 +70,7 @@ def parameters_read(step: Step, context: Context, parameters) -> list[str]:
     names = [n for n in step.reads if n in parameters]
     for source in helpers_used(context, step.reads).values():
         if not source.lstrip().startswith(("import ", "from ")):
-            names += [n for n in analyze(source).reads if n in parameters and n not in names]
+            names += [n for n in _free_names(source) if n in parameters and n not in names]
     return names
 
 
