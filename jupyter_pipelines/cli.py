@@ -13,7 +13,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import history_cli, registry_cli
+from . import definition_cli, history_cli, registry_cli
 from .errors import PipelineError
 from .execution import Execution
 
@@ -23,8 +23,28 @@ def main(argv: list[str] | None = None) -> int:
         prog="jupyter-pipelines",
         description="Run and inspect pipelines written as %%step cells in Jupyter notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a notebook's pipeline headless")
-    run.add_argument("notebook", help="the .ipynb file")
+    run = sub.add_parser("run", help="run a notebook's (or a definition JSON's) pipeline headless")
+    run.add_argument("notebook", metavar="FILE", help="the .ipynb notebook or .json definition")
+    add_run_options(run)
+    show = sub.add_parser("show", help="print a notebook's (or a definition JSON's) DAG")
+    show.add_argument("notebook", metavar="FILE", help="the .ipynb notebook or .json definition")
+    show.add_argument("--dot", action="store_true", help="print Graphviz DOT text instead")
+    show.add_argument("--svg", metavar="FILE",
+                      help="also write the DAG as SVG (the widget's drawing, with its data-* attributes)")
+    definition_cli.add_commands(sub)
+    history_cli.add_commands(sub)
+    registry_cli.add_commands(sub)
+    args = parser.parse_args(argv)
+    commands = {"run": _run, "show": _show, "registry": registry_cli.run, **history_cli.COMMANDS,
+                **definition_cli.COMMANDS}
+    try:
+        return commands[args.command](args)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def add_run_options(run) -> None:
     run.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
                      help="override a parameter (repeatable)")
     run.add_argument("--json", action="store_true",
@@ -35,28 +55,33 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", nargs="+", metavar="STEP", help="run just these steps")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="run every step afresh, reusing no stored result")
-    show = sub.add_parser("show", help="print a notebook pipeline's DAG")
-    show.add_argument("notebook", help="the .ipynb file")
-    show.add_argument("--dot", action="store_true", help="print Graphviz DOT text instead")
-    show.add_argument("--svg", metavar="FILE",
-                      help="also write the DAG as SVG (the widget's drawing, with its data-* attributes)")
-    history_cli.add_commands(sub)
-    registry_cli.add_commands(sub)
+
+
+def run_pipeline(pipeline, argv: list[str] | None = None, *, folder: str | Path = ".") -> int:
+    """Run ``pipeline`` as ``jupyter-pipelines run`` would (what an exported script's
+    ``__main__`` calls): the same options, progress display, report and exit codes; its state
+    folder is beside ``folder`` unless the pipeline has a home."""
+    from .registry_db import default_home
+
+    parser = argparse.ArgumentParser(prog=f"python {Path(sys.argv[0]).name}",
+                                     description=f"Run the {pipeline.name} pipeline.")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    commands = {"run": _run, "show": _show, "registry": registry_cli.run, **history_cli.COMMANDS}
+    if pipeline.home is None:
+        pipeline.home = default_home(beside=Path(folder).resolve())
     try:
-        return commands[args.command](args)
+        return _start(pipeline, args, Path(folder))
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 def _show(args) -> int:
-    from .notebook import load_notebook
+    from .notebook import load_pipeline
     from .view import static_svg, to_text
     from .view.dot import to_dot
 
-    pipeline = load_notebook(args.notebook)
+    pipeline = load_pipeline(args.notebook)
     graph = pipeline.graph()
     if args.svg:
         Path(args.svg).write_text(static_svg(pipeline.name, pipeline.parameters, graph))
@@ -67,16 +92,20 @@ def _show(args) -> int:
 
 
 def _run(args) -> int:
-    from .notebook import load_notebook
+    from .notebook import load_pipeline
+
+    return _start(load_pipeline(args.notebook), args, Path(args.notebook).parent)
+
+
+def _start(pipeline, args, folder: Path) -> int:
     from .parameters import parse_assignments, resolve
 
-    pipeline = load_notebook(args.notebook)
     overrides = parse_assignments(args.param)
     resolve(pipeline.parameters, overrides)  # bad parameters fail before the progress display
     select = {"from_step": args.from_step, "to_step": args.to_step, "only": args.only,
               "cache": args.cache}
     return execute(lambda listener: pipeline.start(overrides, listeners=[listener], **select),
-                   len(pipeline.steps), Path(args.notebook).parent, args)
+                   len(pipeline.steps), folder, args)
 
 
 def execute(start, total: int, folder: Path, args) -> int:

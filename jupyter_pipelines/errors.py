@@ -9,7 +9,8 @@
     │   │   ├── CycleError         a -> b -> a
     │   │   ├── DuplicateOutputError   two steps produce the same output
     │   │   └── UnknownReferenceError  a step, input or parameter that does not exist
-    │   └── IsolationError         a step reads a kernel variable that is not an input
+    │   ├── IsolationError         a step reads a kernel variable that is not an input
+    │   └── ExportError            a step the SageMaker-format definition cannot express
     └── RunError                   something went wrong while a step ran
         ├── ContractError          the step ran but broke its kind's contract
         ├── StepFailed             the user's code raised; carries the user's traceback
@@ -38,6 +39,10 @@ class DefinitionError(PipelineError):
 
 class NameRuleError(DefinitionError):
     pass
+
+
+class ExportError(DefinitionError):
+    """The pipeline runs here but its definition JSON cannot say it faithfully."""
 
 
 class ParameterError(DefinitionError):

@@ -41,9 +41,9 @@ def _workspace(args):
 
 def _pipeline_of(args) -> str | None:
     """With --notebook, only that notebook's pipeline (notebooks may share a folder)."""
-    from .notebook import _name
+    from .parameters import pipeline_name
 
-    return _name(Path(args.notebook)) if args.notebook else None
+    return pipeline_name(Path(args.notebook).stem) if args.notebook else None
 
 
 def _executions(args) -> int:
@@ -87,7 +87,7 @@ def _describe(args) -> int:
 
 def _retry(args) -> int:
     from .cli import execute
-    from .definition import from_document
+    from .snapshot import from_document
 
     workspace = _workspace(args)
     doc = workspace.find(args.execution, _pipeline_of(args), statuses=("Failed", "Stopped"))

@@ -13,7 +13,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .parameters import parse_assignments
 from .session import Session
 
-COMMANDS = ("run", "show", "steps", "remove", "reset", "executions", "describe", "why", "retry")
+COMMANDS = ("run", "show", "steps", "remove", "reset", "executions", "describe", "why", "retry",
+            "definition", "load")
 STEP_KINDS = ("processing", "training", "condition", "fail", "register-model", "create-model",
               "transform")
 _OPTION_FLAGS = ("model", "if_steps", "else_steps", "group", "approval_status", "metrics",
@@ -61,6 +62,8 @@ class PipelineMagics(Magics):
               help="Retry the step up to N times when its code raises.")
     @argument("--retry-backoff", type=float, default=1.0, metavar="SECONDS",
               help="Seconds before the first retry, doubling after each (default 1).")
+    @argument("--display-name", metavar="TEXT", help="A display name (SageMaker's DisplayName).")
+    @argument("--description", metavar="TEXT", help="What the step does (SageMaker's Description).")
     @cell_magic
     def step(self, line: str, cell: str):
         """Define a pipeline step from this cell and run it (with the upstream it needs).
@@ -79,8 +82,11 @@ class PipelineMagics(Magics):
               help="run: run the pipeline; show: draw the DAG; steps: list the steps; "
                    "remove NAME: delete a step; reset: delete all steps and parameters; "
                    "executions: list recorded executions; describe [EXECUTION]: one execution; "
-                   "why STEP: why a step ran; retry [EXECUTION]: resume a failed execution.")
-    @argument("names", nargs="*", help="remove: step(s); why: a step; describe/retry: an execution.")
+                   "why STEP: why a step ran; retry [EXECUTION]: resume a failed execution; "
+                   "definition: the SageMaker-format definition JSON; load FILE: the pipeline "
+                   "of a definition JSON.")
+    @argument("names", nargs="*", help="remove: step(s); why: a step; describe/retry: an "
+                                       "execution; load: a .json file.")
     @argument("--param", "-p", action="append", metavar="NAME=VALUE",
               help="run: override a parameter (repeatable).")
     @argument("--from", dest="from_step", metavar="STEP", help="run: this step and all downstream.")
@@ -88,19 +94,33 @@ class PipelineMagics(Magics):
     @argument("--only", nargs="+", metavar="STEP", help="run: just these steps.")
     @argument("--no-cache", dest="cache", action="store_false",
               help="run: run every step afresh, reusing no stored result.")
+    @argument("--out", "-o", metavar="FILE", help="definition: write the JSON to FILE.")
+    @argument("--view-only", action="store_true",
+              help="load: draw the definition without replacing the notebook's pipeline.")
     @line_magic
     def pipeline(self, line: str):
         """Run, show or change the notebook's pipeline. ``ex = %pipeline run`` keeps the
         execution."""
         args = parse_argstring(self.pipeline, line)
         pipe = self.session.pipeline
-        allowed = {"remove": None, "why": 1, "describe": 1, "retry": 1}
+        allowed = {"remove": None, "why": 1, "describe": 1, "retry": 1, "load": 1}
         if args.names and (args.command not in allowed or
                            (allowed[args.command] and len(args.names) > allowed[args.command])):
             raise UsageError(f"%pipeline {args.command} does not take {' '.join(args.names)!r}.")
         run_flags = args.param or args.from_step or args.to_step or args.only or not args.cache
         if run_flags and args.command != "run":
             raise UsageError("--param, --from, --to, --only and --no-cache are for %pipeline run.")
+        if args.out and args.command != "definition":
+            raise UsageError("--out is for %pipeline definition.")
+        if args.view_only and args.command != "load":
+            raise UsageError("--view-only is for %pipeline load.")
+        if args.command == "definition":
+            return self.session.definition(_text(args.out))
+        if args.command == "load":
+            if not args.names:
+                raise UsageError("%pipeline load needs a definition file, e.g. %pipeline load "
+                                 "abalone.json.")
+            return self.session.load(_text(args.names[0]), view_only=args.view_only)
         if args.command == "run":
             return self.session.run(parse_assignments(args.param), from_step=args.from_step,
                                     to_step=args.to_step, only=args.only, cache=args.cache)
@@ -144,9 +164,17 @@ def parse_step_line(line: str) -> dict:
     args = parse_argstring(PipelineMagics.step, line)
     spec = {"name": args.name, "kind": args.kind, "inputs": args.inputs, "outputs": args.outputs,
             "depends_on": args.depends_on, "cache": args.cache, "cache_expire": args.cache_expire,
-            "retry": args.retry, "retry_backoff": args.retry_backoff}
+            "retry": args.retry, "retry_backoff": args.retry_backoff,
+            "display_name": _text(args.display_name), "description": _text(args.description)}
     for flag in _OPTION_FLAGS:
         value = getattr(args, flag)
         if value is not None:
             spec[flag] = value
     return spec
+
+
+def _text(value: str | None) -> str | None:
+    """A flag's text without the quotes the shell-like parser keeps (``--description "a b"``)."""
+    if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value

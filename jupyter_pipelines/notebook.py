@@ -1,15 +1,29 @@
-"""Reading a pipeline out of an ``.ipynb`` file: its ``%%parameters`` and ``%%step`` cells,
-and the imports and definitions of its other code cells (the context)."""
+"""Reading a pipeline out of a file: an ``.ipynb`` notebook (its ``%%parameters`` and
+``%%step`` cells, and the imports and definitions of its other code cells, the context) or a
+pipeline definition ``.json``. Its state folder is beside the file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .errors import DefinitionError, PipelineError
-from .parameters import parse_parameters_cell
+from .parameters import parse_parameters_cell, pipeline_name
 from .pipeline import Pipeline
 from .registry_db import default_home
 from .source import Context
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """A notebook's pipeline, or a definition JSON's (by the file's suffix)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return load_notebook(path)
+    if not path.is_file():
+        raise DefinitionError(f"Definition file {str(path)!r} does not exist. Give the path of a "
+                              "pipeline definition .json file (or of a notebook).")
+    from .definition import from_definition
+
+    return from_definition(path, home=default_home(beside=path.resolve().parent))
 
 
 def load_notebook(path: str | Path) -> Pipeline:
@@ -30,7 +44,7 @@ def load_notebook(path: str | Path) -> Pipeline:
         raise DefinitionError(f"{path} is not a readable notebook: {exc}.") from None
     transform = TransformerManager().transform_cell
     home = default_home(beside=path.resolve().parent)
-    pipeline = Pipeline(_name(path), home=home)
+    pipeline = Pipeline(pipeline_name(path.stem), home=home)
     context_cells, step_cells = [], []
     for number, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code":
@@ -67,8 +81,3 @@ def load_notebook(path: str | Path) -> Pipeline:
         exc.args = (f"{path.name}: {exc}",)
         raise
     return pipeline
-
-
-def _name(path: Path) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_-" else "-" for c in path.stem)[:64]
-    return cleaned or "pipeline"

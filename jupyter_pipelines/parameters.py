@@ -12,6 +12,7 @@ from .errors import NameRuleError, ParameterError, did_you_mean
 
 NAME_RULE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TYPES = {bool: "Boolean", int: "Integer", float: "Float", str: "String"}
+PYTHON_TYPES = {name: kind for kind, name in TYPES.items()}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -25,23 +26,47 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+def pipeline_name(stem: str) -> str:
+    """A pipeline name from a file's stem: other characters become '-' (SageMaker's rule)."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "-" for c in stem)[:64]
+    return cleaned or "pipeline"
+
+
 @dataclass(frozen=True)
 class Parameter:
+    """A typed parameter. Its type comes from its default, or from ``type_name`` (String,
+    Integer, Float, Boolean) when declared, as a SageMaker definition does; a parameter
+    without a default must be given a value for every run."""
+
     name: str
     default: Any
     enum_values: tuple | None = None
+    type_name: str | None = None
 
     @property
     def type(self) -> str:
-        return TYPES[type(self.default)]
+        return self.type_name or TYPES[type(self.default)]
+
+    @property
+    def python_type(self) -> type:
+        return PYTHON_TYPES[self.type]
 
     def __post_init__(self) -> None:
         check_name(self.name, "Parameter")
-        if not self.name.isidentifier():
-            raise NameRuleError(
-                f"Parameter name {self.name!r} must also be a Python identifier, since steps read it "
-                "as a variable. Use letters, digits and '_' only."
-            )
+        if self.type_name is not None:
+            if self.type_name not in PYTHON_TYPES:
+                raise ParameterError(
+                    f"Parameter `{self.name}` has type {self.type_name!r}; the types are "
+                    f"{', '.join(PYTHON_TYPES)}.")
+            if self.default is None:
+                return
+            if self.type_name == "Float" and type(self.default) is int:
+                object.__setattr__(self, "default", float(self.default))
+            if type(self.default) is not PYTHON_TYPES[self.type_name]:
+                raise ParameterError(
+                    f"Parameter `{self.name}` is declared {self.type_name} but its default "
+                    f"{self.default!r} is {_a(TYPES.get(type(self.default), type(self.default).__name__))}."
+                    " Make the default match the type.")
         if type(self.default) not in TYPES:
             raise ParameterError(
                 f"Parameter `{self.name}` has default {self.default!r} of type "
@@ -61,7 +86,7 @@ class Parameter:
 
     def parse(self, value: Any) -> Any:
         """Convert an override (a string from the command line, or a Python value) to our type."""
-        kind = type(self.default)
+        kind = self.python_type
         try:
             if isinstance(value, str) and kind is not str:
                 text = value.strip()
@@ -142,7 +167,8 @@ def parse_parameters_cell(code: str) -> list[Parameter]:
 def resolve(parameters: dict[str, Parameter], overrides: dict[str, Any] | None) -> dict[str, Any]:
     """The values a run uses: defaults, replaced by parsed overrides."""
     values = {name: p.default for name, p in parameters.items()}
-    for name, value in (overrides or {}).items():
+    overrides = overrides or {}
+    for name, value in overrides.items():
         if name not in parameters:
             known = ", ".join(f"`{n}`" for n in parameters) or "none"
             raise ParameterError(
@@ -150,7 +176,22 @@ def resolve(parameters: dict[str, Parameter], overrides: dict[str, Any] | None) 
                 f"parameters are: {known}."
             )
         values[name] = parameters[name].parse(value)
+    for name, value in values.items():
+        if value is None:
+            raise ParameterError(
+                f"Parameter `{name}` ({parameters[name].type}) has no default value, so every run "
+                f"must give one: --param {name}=VALUE (or start({{{name!r}: ...}}) in Python).")
     return values
+
+
+def check_variable_name(name: str) -> str:
+    """A parameter a step reads is a Python variable, so its name must be an identifier."""
+    if not name.isidentifier():
+        raise NameRuleError(
+            f"Parameter name {name!r} must also be a Python identifier, since steps read it "
+            "as a variable. Use letters, digits and '_' only."
+        )
+    return name
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:

@@ -48,6 +48,7 @@ class Pipeline:
         self.steps: dict[str, Step] = {}
         self.listeners: list[Listener] = []
         self.executions: list[Execution] = []
+        self.definition_extras: dict[str, Any] = {}  # a loaded definition's other top-level parts
         self._memory: dict[str, tuple[str, StepRecord, str]] = {}
 
     # -- definition ------------------------------------------------------------------
@@ -61,8 +62,11 @@ class Pipeline:
         if value != self._context:
             self._context, self._graph = value, None
 
-    def add_parameter(self, name: str, default: Any, *, enum_values=None) -> Parameter:
-        param = Parameter(name, default, enum_values)
+    def add_parameter(self, name: str, default: Any, *, enum_values=None,
+                      type_name: str | None = None) -> Parameter:
+        """Add (or replace) a parameter; its type is that of ``default`` unless ``type_name``
+        (String, Integer, Float, Boolean) says so (then ``default`` may be None: required)."""
+        param = Parameter(params_mod.check_variable_name(name), default, enum_values, type_name)
         self.parameters[name] = param
         self._graph = None
         return param
@@ -119,6 +123,28 @@ class Pipeline:
 
         return Workspace.open(str(self.state_dir.resolve()), self.store)
 
+    # -- the definition JSON ---------------------------------------------------------------
+    def definition(self) -> str:
+        """The pipeline as a SageMaker-format definition JSON (Version 2020-12-01).
+
+        Raises `ExportError` naming a step SageMaker's format cannot express (e.g. a
+        condition calling a function); `jupyter_pipelines.definition.script` keeps any Python."""
+        import json
+
+        from .definition import to_definition
+
+        return json.dumps(to_definition(self), indent=2)
+
+    @classmethod
+    def from_definition(cls, source: Any, *, name: str | None = None, **kwargs) -> Pipeline:
+        """The pipeline a definition describes: JSON text, a parsed document or a path
+        (`pathlib.Path`). It is validated first (`DefinitionValidationError` lists each problem
+        with its JSON path). Steps only AWS can run (from a SageMaker SDK definition) are drawn
+        but not run. ``kwargs`` are `Pipeline`'s (``home``, ``executor``...)."""
+        from .definition import from_definition
+
+        return from_definition(source, name=name, **kwargs)
+
     # -- running -----------------------------------------------------------------------
     def start(self, parameters: dict[str, Any] | None = None, *, executor: Executor | None = None,
               listeners: list[Listener] = (), echo: bool = False, display: bool | None = None,
@@ -159,6 +185,11 @@ class Pipeline:
                  listeners=(), echo=False, display=False, cache=True) -> Execution:
         values = params_mod.resolve(self.parameters, overrides)
         graph, names = self._selection(target)
+        external = [graph.steps[n] for n in names if graph.steps[n].kind == "aws"]
+        if external:
+            from .steps.external import needs_aws
+
+            raise PipelineError(needs_aws(external))
         forced: frozenset[str] = frozenset()
         if select:
             forced = self._selected(graph, *select)
@@ -202,7 +233,7 @@ class Pipeline:
         return execution
 
     def _recorder(self, graph: Graph, values: dict, retry_of: str | None, forced: frozenset[str]):
-        from .definition import digest, to_document
+        from .snapshot import digest, to_document
         from .store.recorder import Recorder
 
         workspace = self.workspace

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ExecutionFailed, IsolationError, RunError, StepFailed
 from .execution import Execution, StepRecord
 from .graph import unknown_input
-from .parameters import parse_parameters_cell
+from .parameters import parse_parameters_cell, pipeline_name
 from .pipeline import Pipeline
 from .run.protect import protect
 from .source import Context
@@ -26,8 +26,7 @@ def notebook_name() -> str:
     """The notebook's name if the front end tells the kernel (JupyterLab, VS Code)."""
     path = os.environ.get("JPY_SESSION_NAME") or ""
     stem = Path(path).stem if path.endswith(".ipynb") else ""
-    cleaned = "".join(c if c.isalnum() or c in "_-" else "-" for c in stem)[:64]
-    return cleaned or "pipeline"
+    return pipeline_name(stem)
 
 
 class Session:
@@ -39,6 +38,7 @@ class Session:
         # that do not store history (nbval, some test harnesses).
         history = shell.user_ns.get("In", [])
         self._cells: list[str] = [c for c in history if isinstance(c, str) and _defines(c)]
+        self._loaded: list[str] = []  # the context of a loaded definition, before the cells
         shell.events.register("post_run_cell", self._on_cell)
 
     def close(self) -> None:
@@ -57,7 +57,7 @@ class Session:
 
     # -- context and isolation -------------------------------------------------------------
     def refresh_context(self) -> None:
-        self.pipeline.context = Context.from_cells(self._cells)
+        self.pipeline.context = Context.from_cells(self._loaded + self._cells)
 
     def check_isolation(self, step: Step) -> None:
         unknown: dict[str, list[str]] = {}
@@ -94,6 +94,49 @@ class Session:
                 self.pipeline.steps[name] = previous
             raise
         return step
+
+    # -- the definition JSON -----------------------------------------------------------------
+    def definition(self, out: str | None = None):
+        """The pipeline's definition JSON: written to ``out``, or shown as a JSON tree."""
+        import json
+
+        from IPython.display import JSON
+
+        self.refresh_context()
+        text = self.pipeline.definition()
+        if out:
+            Path(out).write_text(text + "\n", encoding="utf-8")
+            print(f"Wrote {out}: {len(self.pipeline.steps)} steps, "
+                  f"{len(self.pipeline.parameters)} parameters.")
+            return None
+        return JSON(json.loads(text), expanded=False, root=self.pipeline.name)
+
+    def load(self, path: str, *, view_only: bool = False):
+        """Make a definition file's pipeline the notebook's (parameters, steps, and the
+        imports/definitions they run with), or with ``view_only`` just draw it."""
+        from .definition import from_definition
+        from .view import live_view
+
+        loaded = from_definition(Path(path), home=self.pipeline.home)
+        if view_only:
+            return live_view(loaded)
+        pipe = self.pipeline
+        pipe.reset()
+        pipe.name, pipe.definition_extras = loaded.name, loaded.definition_extras
+        self._loaded = [loaded.context.source] if loaded.context.snippets else []
+        self.refresh_context()
+        for param in loaded.parameters.values():
+            pipe.parameters[param.name] = param
+            if param.name.isidentifier():
+                self.shell.user_ns[param.name] = param.default
+        for step in loaded.steps.values():
+            pipe.add_step(step)
+        external = sum(s.kind == "aws" for s in pipe.steps.values())
+        print(f"Loaded pipeline {pipe.name} from {path}: {len(pipe.steps)} steps, "
+              f"{len(pipe.parameters)} parameters"
+              + (f"; {external} only run on AWS (drawn, not run)." if external else
+                 ". Run it with %pipeline run."))
+        return live_view(pipe)
 
     def run_step(self, name: str) -> Execution:
         from .view.compact import CompactRun

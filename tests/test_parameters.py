@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from jupyter_pipelines import Pipeline
 from jupyter_pipelines.errors import DefinitionError, NameRuleError, ParameterError
 from jupyter_pipelines.parameters import (
     Parameter,
@@ -234,7 +235,7 @@ def test_check_name_rejects_trailing_newline() -> None:
 @pytest.mark.parametrize("name", ["my-param", "1abc", "-"])
 def test_parameter_name_must_also_be_an_identifier(name: str) -> None:
     with pytest.raises(NameRuleError, match="Python identifier"):
-        Parameter(name, 1)
+        Pipeline().add_parameter(name, 1)
 
 
 def test_parameter_name_must_follow_the_sagemaker_rule() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_pipelines.errors import PipelineError
-from jupyter_pipelines.validation import (
+from jupyter_pipelines.definition.validation import (
     DefinitionValidationError,
     format_path,
     load_schema,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .base import Kind, RunContext, Step, StepOutcome
 from .conditions import ConditionKind, FailKind
+from .external import ExternalKind
 from .models import CreateModelKind, RegisterModelKind, TransformKind
 from .processing import ProcessingKind, TrainingKind
 
@@ -13,7 +14,7 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         ProcessingKind(), TrainingKind(), ConditionKind(), FailKind(),
-        RegisterModelKind(), CreateModelKind(), TransformKind(),
+        RegisterModelKind(), CreateModelKind(), TransformKind(), ExternalKind(),
     )
 }
 
@@ -21,11 +22,13 @@ __all__ = ["KINDS", "Kind", "RunContext", "Step", "StepOutcome", "make_step"]
 
 
 def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depends_on=None,
-              cache=True, cache_expire=None, retry=0, retry_backoff=1.0, **options) -> Step:
+              cache=True, cache_expire=None, retry=0, retry_backoff=1.0, display_name=None,
+              description=None, **options) -> Step:
     """Check a step definition and return the `Step` (raises `DefinitionError` subclasses).
 
-    ``cache``/``cache_expire`` (an ISO-8601 duration such as ``"P30D"``) and ``retry``/
-    ``retry_backoff`` apply to every kind; ``options`` are the kind's own flags."""
+    ``cache``/``cache_expire`` (an ISO-8601 duration such as ``"P30D"``), ``retry``/
+    ``retry_backoff`` and ``display_name``/``description`` apply to every kind; ``options`` are
+    the kind's own flags."""
     from dataclasses import replace
 
     from ..errors import DefinitionError, did_you_mean
@@ -52,5 +55,9 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     step = KINDS[kind].define(
         name, code, inputs=inputs, outputs=outputs, depends_on=depends_on, options=options
     )
+    for label, text in (("--display-name", display_name), ("--description", description)):
+        if text is not None and not isinstance(text, str):
+            raise DefinitionError(f"Step `{name}`: {label} must be text; got {text!r}.")
     return replace(step, cache=bool(cache) and KINDS[kind].cacheable, cache_expire=expire,
-                   retry=retry, retry_backoff=float(retry_backoff))
+                   retry=retry, retry_backoff=float(retry_backoff), display_name=display_name or None,
+                   description=description or None)

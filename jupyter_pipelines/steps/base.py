@@ -32,6 +32,8 @@ class Step:
     cache_expire: float | None = None  # seconds a stored result stays valid (None: forever)
     retry: int = 0                     # extra attempts after a failure of the user's code
     retry_backoff: float = 1.0         # seconds before the first retry, doubling after
+    display_name: str | None = None    # SageMaker's DisplayName and Description
+    description: str | None = None
 
     @property
     def filename(self) -> str:

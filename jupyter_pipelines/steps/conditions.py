@@ -1,9 +1,11 @@
 """`condition` (SageMaker Condition) and `fail` (SageMaker Fail) steps.
 
-A condition's cell is one boolean expression built from comparisons (``== != < <= > >=``,
-``in``, ``not in``), ``not``, ``and`` and ``or`` over operands that are inputs, parameters,
-literals, or subscripts/attributes of them (``report["mse"]["value"]``). Each comparison's
-operands are evaluated separately so their values can be recorded and shown.
+A condition's cell is one Python expression giving True or False. Comparisons (``== != < <=
+> >= in`` and ``not in``) joined by ``not``, ``and`` and ``or`` have each operand evaluated
+separately, so its value is recorded and shown; any other expression (a call, ``is``) is
+evaluated whole. Only what SageMaker's condition language can say (comparisons of inputs,
+parameters, literals and subscripts of them) exports to a definition JSON
+(`jupyter_pipelines.definition.expressions`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,6 @@ COMPARISONS = {
 }
 _SYMBOLS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
             ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in"}
-_OPERANDS = (ast.Name, ast.Constant, ast.Subscript, ast.Attribute, ast.List, ast.Tuple, ast.Set,
-             ast.Slice, ast.expr_context, ast.USub, ast.UAdd)
-_SIGNS = (ast.USub, ast.UAdd)
-
-
 class ConditionKind(Kind):
     name = "condition"
     sagemaker_type = "Condition"
@@ -47,16 +44,6 @@ class ConditionKind(Kind):
             raise DefinitionError(f"Condition `{name}` names itself as a branch step.")
         return {"if_steps": if_steps, "else_steps": else_steps}
 
-    def check_step(self, step: Step) -> None:
-        expr = ast.parse(step.code, mode="eval").body
-        for node in _leaves(expr):
-            if not _is_operand(node):
-                raise DefinitionError(
-                    f"Condition `{step.name}` uses `{ast.unparse(node)}`, which is not a comparison, "
-                    "`not`, `and`, `or`, or an operand (an input, a parameter, a literal, or a "
-                    "subscript of one). Compute the value in an upstream step and compare its output."
-                )
-
     def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
         operands: list[dict] = []
         expr = ast.parse(step.code, mode="eval").body
@@ -68,29 +55,6 @@ class ConditionKind(Kind):
             )
         meta = {"Outcome": str(outcome), "Expression": step.code, "Comparisons": operands}
         return StepOutcome({}, {"Condition": meta})
-
-
-def _leaves(node: ast.expr):
-    if isinstance(node, ast.BoolOp):
-        for value in node.values:
-            yield from _leaves(value)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        yield from _leaves(node.operand)
-    elif isinstance(node, ast.Compare):
-        for op in node.ops:
-            if type(op) not in COMPARISONS:
-                yield ast.Compare(left=node.left, ops=[op], comparators=node.comparators[:1])
-        yield node.left
-        yield from node.comparators
-    else:
-        yield node
-
-
-def _is_operand(node: ast.expr) -> bool:
-    return all(
-        isinstance(n, _OPERANDS) or (isinstance(n, ast.UnaryOp) and isinstance(n.op, _SIGNS))
-        for n in ast.walk(node)
-    )
 
 
 def _value(step: Step, node: ast.expr, ns: dict) -> Any:
@@ -116,7 +80,7 @@ def _evaluate(step: Step, node: ast.expr, ns: dict, record: list[dict]) -> Any:
         return result
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         return not _evaluate(step, node.operand, ns, record)
-    if isinstance(node, ast.Compare):
+    if isinstance(node, ast.Compare) and all(type(op) in COMPARISONS for op in node.ops):
         left_node, left = node.left, _value(step, node.left, ns)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = _value(step, right_node, ns)

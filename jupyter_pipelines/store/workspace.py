@@ -70,7 +70,7 @@ class Workspace:
         execution._done.set()
         version = self.version(doc["version_id"])
         if version is not None:
-            from ..definition import from_document
+            from ..snapshot import from_document
 
             pipeline = from_document(version)
             execution.graph = pipeline.graph({})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..execution import Execution, condition_text
+from ..steps.external import kind_label
 from .preview import preview
 
 
@@ -16,7 +17,7 @@ def step_details(execution: Execution | None, graph, name: str) -> dict:
     step = graph.steps.get(name)
     if step is None:
         return {}
-    info: dict = {"step": name, "kind": step.kind, "status": "Pending", "code": step.code}
+    info: dict = {"step": name, "kind": kind_label(step), "status": "Pending", "code": step.code}
     if execution is None or name not in execution.steps:
         return info
     record = execution.steps[name]

@@ -18,6 +18,9 @@ SHAPES = {"processing": "box", "training": "box3d", "condition": "hexagon", "fai
 COLOURS = {"Pending": "#eef0f3", "Executing": "#bfdbfe", "Succeeded": "#bbf7d0",
            "Cached": "#a5f3fc", "Failed": "#fecaca", "Stopped": "#fed7aa",
            "Skipped": "#e5e7eb", "NotRun": "#f9fafb"}
+# Steps only AWS can run (read from a SageMaker definition) take the shape of their type.
+TYPE_SHAPES = {"Processing": "box", "Training": "box3d", "Condition": "hexagon", "Fail": "octagon",
+               "RegisterModel": "cylinder", "Model": "component", "Transform": "parallelogram"}
 STATUS_PLACEHOLDER = "Succeeded · 0000.00s"  # the widest status line a node will show
 FONT = "Helvetica,Arial,sans-serif"
 
@@ -31,6 +34,21 @@ def outcome_placeholder(code: str) -> str:
     from ..steps.conditions import short_expression
 
     return f"{short_expression(code)} 0000.0000 0000.0000 → False"
+
+
+def shape(step) -> str:
+    return TYPE_SHAPES.get(step.options["type"], "box") if step.kind == "aws" else SHAPES[step.kind]
+
+
+def data_label(name: str) -> str:
+    """An edge's label for a data name; an AWS step's property ``Producer.property`` shows as
+    ``property`` (a Python name never holds a dot)."""
+    return name.split(".", 1)[1] if "." in name else name
+
+
+def parameter_row(p: Parameter) -> str:
+    return f"{p.name}: {p.type} = {p.default!r}" if p.default is not None else \
+        f"{p.name}: {p.type} (required)"
 
 
 def to_dot(name: str, parameters: dict[str, Parameter], graph: Graph) -> str:
@@ -48,7 +66,7 @@ def to_dot(name: str, parameters: dict[str, Parameter], graph: Graph) -> str:
             lines.append("  " + _node(name, step))
     lines += _edges(graph)
     if parameters:
-        rows = [f"{p.name}: {p.type} = {p.default!r}" for p in parameters.values()]
+        rows = [parameter_row(p) for p in parameters.values()]
         label = "Parameters\\l" + "".join(quote(r)[1:-1] + "\\l" for r in rows)
         lines.append(f'  "__parameters__" [id="parameters" shape=note style=filled '
                      f'fillcolor="#fefce8" color="#a16207" label="{label}"]')
@@ -57,12 +75,16 @@ def to_dot(name: str, parameters: dict[str, Parameter], graph: Graph) -> str:
 
 
 def _node(name: str, step) -> str:
-    label = [name, step.kind, STATUS_PLACEHOLDER]
+    from ..steps.external import kind_label
+
+    label = [name, kind_label(step), STATUS_PLACEHOLDER]
     if step.kind == "condition":
         label.append(outcome_placeholder(step.code.strip()))
-    style = '"filled"' if SHAPES[step.kind] in ("cylinder", "parallelogram", "hexagon", "octagon",
-                                                  "component", "box3d") else '"filled,rounded"'
-    return (f"{quote(name)} [id={quote('step-' + name)} shape={SHAPES[step.kind]} style={style} "
+    drawn = shape(step)
+    style = "filled" if drawn in ("cylinder", "parallelogram", "hexagon", "octagon", "component",
+                                  "box3d") else "filled,rounded"
+    style = quote(style + (",dashed" if step.kind == "aws" else ""))
+    return (f"{quote(name)} [id={quote('step-' + name)} shape={drawn} style={style} "
             f"label={quote(chr(10).join(label))} tooltip={quote(name)}]")
 
 
@@ -70,7 +92,7 @@ def _clusters(graph: Graph, lines: list[str]) -> set[str]:
     """Each condition's branches as labelled clusters ("if steps" / "else steps")."""
     placed: set[str] = set()
     for name, step in graph.steps.items():
-        if step.kind != "condition":
+        if not any(step.branches):
             continue
         for label, members in zip(("if steps", "else steps"), step.branches, strict=True):
             members = [m for m in members if m in graph.steps and m not in placed]
@@ -102,7 +124,7 @@ def _edges(graph: Graph) -> list[str]:
                       f'color="{"#15803d" if outcome == "True" else "#b91c1c"}"',
                       f'fontcolor="{"#15803d" if outcome == "True" else "#b91c1c"}"']
         elif "data" in kinds:
-            names = sorted({e.label for e in edges if e.kind == "data"})
+            names = sorted({data_label(e.label) for e in edges if e.kind == "data"})
             attrs.append(f"label={quote(', '.join(names))}")
         else:
             attrs.append('style=dashed label="after"')

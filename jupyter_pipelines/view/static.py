@@ -6,7 +6,8 @@ from __future__ import annotations
 from ..execution import Execution
 from ..graph import Graph
 from ..parameters import Parameter
-from .dot import to_dot
+from ..steps.external import kind_label
+from .dot import data_label, parameter_row, to_dot
 from .render import layout
 from .state import step_state
 from .svg import annotate, paint
@@ -31,16 +32,16 @@ def to_text(name: str, parameters: dict[str, Parameter], graph: Graph,
     """The DAG as text: each step in run order with its kind, status and upstream edges."""
     lines = [f"Pipeline {name}: {len(graph.steps)} steps"]
     if parameters:
-        lines.append("Parameters: " + ", ".join(
-            f"{p.name}: {p.type} = {p.default!r}" for p in parameters.values()))
+        lines.append("Parameters: " + ", ".join(parameter_row(p) for p in parameters.values()))
     incoming: dict[str, list[str]] = {n: [] for n in graph.steps}
     for e in graph.edges:
-        how = {"data": e.label, "order": "after", "branch": f"if {e.label}"}[e.kind]
+        how = {"data": e.label and data_label(e.label), "order": "after",
+               "branch": f"if {e.label}"}[e.kind]
         incoming[e.target].append(f"{e.source} ({how})")
     for step in graph.order:
         record = execution.steps.get(step) if execution else None
         status = f" [{record.status}]" if record else ""
-        lines.append(f"  {step} <{graph.steps[step].kind}>{status}")
+        lines.append(f"  {step} <{kind_label(graph.steps[step])}>{status}")
         for src in incoming[step]:
             lines.append(f"      <- {src}")
     return "\n".join(lines)

@@ -18,8 +18,9 @@ import traitlets
 from ..execution import Execution
 from ..graph import Graph
 from ..parameters import Parameter
+from ..steps.external import kind_label
 from .details import step_details
-from .dot import SHAPES
+from .dot import SHAPES, shape
 from .state import header_state, step_state
 from .static import static_svg, structure_svg
 
@@ -27,6 +28,17 @@ STATIC = Path(__file__).parent / "static"
 SAGEMAKER_TYPES = {"processing": "Processing", "training": "Training", "condition": "Condition",
                    "fail": "Fail", "register-model": "RegisterModel", "create-model": "Model",
                    "transform": "Transform"}
+
+
+def legend(graph: Graph) -> list[dict]:
+    """The kinds drawn, each with its shape and SageMaker type (AWS-only steps after ours)."""
+    items: dict[str, dict] = {}
+    for step in sorted(graph.steps.values(), key=lambda s: (s.kind == "aws", list(SHAPES).index(
+            s.kind) if s.kind in SHAPES else 0, s.options.get("type") or "")):
+        label = kind_label(step)
+        items.setdefault(label, {"kind": label, "shape": shape(step),
+                                 "type": SAGEMAKER_TYPES.get(step.kind) or step.options["type"]})
+    return list(items.values())
 
 
 class PipelineWidget(anywidget.AnyWidget):
@@ -63,10 +75,9 @@ class LiveView:
         self._timer: threading.Timer | None = None
         self._last = 0.0
         self._handle = None
-        kinds = sorted({s.kind for s in graph.steps.values()}, key=list(SHAPES).index)
         self.widget = PipelineWidget(
             name=name, svg=structure_svg(name, parameters, graph, renderer),
-            legend=[{"kind": k, "shape": SHAPES[k], "type": SAGEMAKER_TYPES[k]} for k in kinds])
+            legend=legend(graph))
         self.widget.observe(self._on_select, names="selected")
         self.flush()
 

@@ -2,7 +2,7 @@
 
 Two layers, both reporting every problem with its JSON path (``$.Steps[3].Arguments...``):
 
-* the JSON Schema shipped in the package (``definition_schema.json``): the shape of the
+* the JSON Schema shipped in the package (``schema.json``): the shape of the
   document, parameters, steps, conditions and references (``Get``, ``Std:JsonGet``,
   ``Std:Join``); step ``Arguments`` mirror AWS API requests and stay open;
 * semantic checks the schema cannot express: step names unique across the whole pipeline
@@ -93,7 +93,7 @@ class DefinitionValidationError(PipelineError):
 @functools.lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     """The JSON Schema shipped in the package (parsed once, cached)."""
-    text = resources.files("jupyter_pipelines").joinpath("definition_schema.json").read_text("utf-8")
+    text = resources.files("jupyter_pipelines").joinpath("definition", "schema.json").read_text("utf-8")
     return json.loads(text)
 
 
