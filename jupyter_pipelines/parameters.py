@@ -67,6 +67,7 @@ class Parameter:
                     f"Parameter `{self.name}` is declared {self.type_name} but its default "
                     f"{self.default!r} is {_a(TYPES.get(type(self.default), type(self.default).__name__))}."
                     " Make the default match the type.")
+            object.__setattr__(self, "type_name", None)  # the default says it: one spelling
         if type(self.default) not in TYPES:
             raise ParameterError(
                 f"Parameter `{self.name}` has default {self.default!r} of type "
