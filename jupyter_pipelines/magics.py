@@ -155,7 +155,7 @@ class PipelineMagics(Magics):
             for name in args.names:
                 pipe.remove_step(name)
             return None
-        pipe.reset()
+        self.session.reset()
         return None
 
 

@@ -91,6 +91,7 @@ class Pipeline:
     def reset(self) -> None:
         self.parameters.clear()
         self.steps.clear()
+        self.definition_extras = {}
         self._memory.clear()
         self._graph = None
 

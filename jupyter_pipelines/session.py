@@ -95,6 +95,13 @@ class Session:
             raise
         return step
 
+    def reset(self) -> None:
+        """Forget every step and parameter, and what a loaded definition brought (its name
+        and context)."""
+        self.pipeline.reset()
+        self.pipeline.name = notebook_name()
+        self._loaded = []
+
     # -- the definition JSON -----------------------------------------------------------------
     def definition(self, out: str | None = None):
         """The pipeline's definition JSON: written to ``out``, or shown as a JSON tree."""
@@ -120,8 +127,8 @@ class Session:
         loaded = from_definition(Path(path), home=self.pipeline.home)
         if view_only:
             return live_view(loaded)
+        self.reset()
         pipe = self.pipeline
-        pipe.reset()
         pipe.name, pipe.definition_extras = loaded.name, loaded.definition_extras
         self._loaded = [loaded.context.source] if loaded.context.snippets else []
         self.refresh_context()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import jupyter_pipelines
 from jupyter_pipelines import Pipeline, current
 
 
@@ -21,10 +22,11 @@ def ip():
 
     shell = get_ipython()
     shell.run_line_magic("load_ext", "jupyter_pipelines")
-    current().reset()
+    session = jupyter_pipelines._magics.session
+    session.reset()
     current().executions.clear()
     yield shell
-    current().reset()
+    session.reset()
 
 
 def run_cell(ip, source: str):
