@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -248,3 +249,25 @@ def test_script_refuses_aws_steps():
                                  persist=False)
     with pytest.raises(ExportError, match="Step `Preprocess` comes from a SageMaker definition"):
         to_script(p)
+
+
+def test_cli_exports_the_abalone_notebook_as_a_script_that_runs_it(tmp_path):
+    from .test_cli import cli
+
+    shutil.copy(ABALONE, tmp_path / "abalone.ipynb")
+    exported = cli(["export", "abalone.ipynb", "--format", "script", "-o", "abalone_pipeline.py"],
+                   tmp_path, tmp_path / "h")
+    assert exported.returncode == 0, exported.stderr
+    assert "wrote abalone_pipeline.py (8 steps, 3 parameters)" in exported.stderr
+    env = {**os.environ, "JUPYTER_PIPELINES_HOME": str(tmp_path / "h")}
+    ran = subprocess.run([sys.executable, "abalone_pipeline.py", "--json", "--param",
+                          "mse_threshold=3.0"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 1, ran.stderr  # the fail branch, as the notebook takes it
+    doc = json.loads(ran.stdout)
+    assert doc["FailureReason"] == "Execution failed due to MSE > 3.0: 4.824"
+    # the notebook's own run reuses every result the script stored: same code, same keys
+    notebook = cli(["run", "abalone.ipynb", "--json", "--param", "mse_threshold=3.0"], tmp_path,
+                   tmp_path / "h")
+    statuses = {s["StepName"]: s["StepStatus"] for s in json.loads(notebook.stdout)["Steps"]}
+    assert statuses["AbaloneTrain"] == "Cached" and statuses["AbaloneEval"] == "Cached"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_pipelines.errors import PipelineError
 from jupyter_pipelines.definition.validation import (
     DefinitionValidationError,
     format_path,
@@ -17,6 +16,7 @@ from jupyter_pipelines.definition.validation import (
     validate,
     validate_text,
 )
+from jupyter_pipelines.errors import PipelineError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sagemaker"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))

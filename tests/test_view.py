@@ -80,7 +80,8 @@ def test_painted_svg_and_widget_state_after_a_run(pipe, limit, outcome, skipped)
     svg = view.static_svg()
     assert re.search(rf'data-step="Check" data-kind="condition" data-status="Succeeded" '
                      rf'data-outcome="{outcome}"', svg)
-    assert re.search(rf'data-step="{skipped}" data-kind="\w[\w-]*" data-status="Skipped"[^>]*opacity="0.45"', svg)
+    assert re.search(rf'data-step="{skipped}" data-kind="\w[\w-]*" data-status="Skipped"'
+                     r'[^>]*opacity="0.45"', svg)
     assert f"limit: Float = {limit!r}" in svg
     header = view.widget.header
     assert header["status"] == ex.status and header["done"] == header["total"] == len(ALL_KINDS)
