@@ -326,6 +326,19 @@ class Pipeline:
                  "Parameters": list(graph.params[s.name]), "Outputs": list(s.outputs),
                  "Upstream": list(graph.upstream[s.name])} for s in self.steps.values()]
 
+    def _ipython_display_(self) -> None:
+        """In a notebook a pipeline shows as its DAG (the live widget, not run yet)."""
+        from IPython.display import display
+
+        from .view import live_view
+
+        try:
+            view = live_view(self)
+        except PipelineError:  # not a valid DAG yet: say what it holds
+            display({"text/plain": repr(self)}, raw=True)
+            return
+        display(view)
+
     def __repr__(self) -> str:
         return (f"Pipeline({self.name!r}, parameters={list(self.parameters)}, "
                 f"steps={list(self.steps)})")

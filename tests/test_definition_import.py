@@ -298,3 +298,16 @@ def test_cli_validate_reports_every_problem(tmp_path, ours):
     assert "$.Steps[0].DependsOn[0]" in result.stderr
     result = cli(["validate", "syntax.json"], tmp_path, tmp_path / "h")
     assert result.returncode == 2 and "at line 2, column" in result.stderr
+
+
+def test_a_pipeline_displays_as_its_dag(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    Pipeline.from_definition(FIXTURES / "abalone.json", persist=False)._ipython_display_()
+    assert type(shown[0]).__name__ == "LiveView" and "AbaloneEval" in shown[0].graph.steps
+    broken = Pipeline("broken", persist=False)
+    broken.add_step("A", "a = missing_name")
+    broken._ipython_display_()
+    assert shown[1] == {"text/plain": "Pipeline('broken', parameters=[], steps=['A'])"}
