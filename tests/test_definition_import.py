@@ -311,3 +311,10 @@ def test_a_pipeline_displays_as_its_dag(monkeypatch):
     broken.add_step("A", "a = missing_name")
     broken._ipython_display_()
     assert shown[1] == {"text/plain": "Pipeline('broken', parameters=[], steps=['A'])"}
+
+
+def test_a_path_may_be_given_as_text(monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    assert Pipeline.from_definition("minimal.json", persist=False).name == "minimal"
+    with pytest.raises(PipelineError, match="Definition file 'nope.json' does not exist"):
+        Pipeline.from_definition("nope.json")

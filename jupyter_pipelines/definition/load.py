@@ -33,7 +33,9 @@ _STEP_REF = re.compile(r"^Steps\.([^.\[\]]+)\.(.+)$")
 
 
 def read_document(source: Any, *, where: str | None = None) -> dict[str, Any]:
-    """JSON text, a parsed document or a path (`os.PathLike`), validated."""
+    """JSON text, a parsed document or a path (`os.PathLike`, or a one-line string that is
+    not JSON, such as ``"abalone.json"``), validated."""
+    source = _as_path(source)
     if isinstance(source, os.PathLike):
         path = Path(source)
         if not path.is_file():
@@ -46,11 +48,18 @@ def read_document(source: Any, *, where: str | None = None) -> dict[str, Any]:
     return source
 
 
+def _as_path(source: Any) -> Any:
+    if isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{"):
+        return Path(source)
+    return source
+
+
 def from_definition(source: Any, *, name: str | None = None, where: str | None = None,
                     **pipeline_kwargs):
     """The pipeline a definition describes; ``pipeline_kwargs`` go to `Pipeline`."""
     from ..pipeline import Pipeline
 
+    source = _as_path(source)
     doc = read_document(source, where=where)
     meta = (doc.get("Metadata") or {}).get(BLOCK) or {}
     if isinstance(source, os.PathLike) and not name and "PipelineName" not in meta:
