@@ -122,8 +122,11 @@ def test_cache_retry_depends_on_display_name(tmp_path):
     assert "CacheConfig" not in f  # a fail step is never cached
     # a fail step whose code is exactly what its ErrorMessage gives back needs no block of ours
     assert f["Arguments"] == {"ErrorMessage": "stop"}
-    p.add_step("F", '"stop"', "fail")  # other quotes: the block keeps the code as written
-    assert json.loads(p.definition())["Steps"][2]["Arguments"]["JupyterPipelines"]["Code"] == '"stop"'
+    p.add_step("F", 'f"stop at {n:.1f}"', "fail")  # a format Std:Join cannot say: the block keeps it
+    assert json.loads(p.definition())["Steps"][2]["Arguments"] == {
+        "ErrorMessage": {"Std:Join": {"On": "", "Values": ["stop at ", {"Get": "Parameters.n"}]}},
+        "JupyterPipelines": {"Kind": "fail", "Code": 'f"stop at {n:.1f}"',
+                             "Inputs": {"n": {"Get": "Parameters.n"}}, "Outputs": []}}
 
 
 

@@ -145,8 +145,8 @@ def sagemaker_arguments(step: Step, graph: Graph, parameters,
     except NotExpressible as exc:
         what = "condition" if step.kind == "condition" else "message"
         raise ExportError(
-            f"Step `{step.name}` cannot be exported to a definition JSON: its {what} "
-            f"`{step.code}` has {exc}. It runs here, but SageMaker's format cannot say it. "
+            f"Step `{step.name}` cannot be exported to a definition JSON: in its {what} "
+            f"`{step.code}`, {exc}. It runs here, but SageMaker's format cannot say it. "
             "Change the step, or export the pipeline as a Python script instead "
             "(`jupyter-pipelines export NOTEBOOK --format script`), which keeps any Python.") from None
     if property_files is not None:
@@ -157,10 +157,13 @@ def sagemaker_arguments(step: Step, graph: Graph, parameters,
 
 
 def _says_it_all(step: Step, args: dict) -> bool:
-    """A condition or fail step whose code is exactly what its Conditions/ErrorMessage give
-    back needs no block: the definition then reads as the SageMaker SDK would write it."""
+    """A condition or fail step whose code is what its Conditions/ErrorMessage give back (the
+    same syntax tree: quotes and spacing aside) needs no block: the definition then reads as
+    the SageMaker SDK would write it, and is read back from SageMaker's arguments alone."""
     if step.kind not in ("condition", "fail"):
         return False
+    import ast
+
     from ..source import analyze
 
     def resolve(ref: dict):
@@ -173,7 +176,8 @@ def _says_it_all(step: Step, args: dict) -> bool:
         code = expressions.python_condition(args["Conditions"], resolve)
     else:
         code = expressions.python_message(args["ErrorMessage"], resolve)
-    return code == step.code and not step.outputs and step.reads == analyze(code).reads
+    same = ast.dump(ast.parse(code)) == ast.dump(ast.parse(step.code))
+    return same and not step.outputs and step.reads == analyze(code).reads
 
 
 def _json_gets(value: Any):

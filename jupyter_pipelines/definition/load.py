@@ -122,9 +122,10 @@ class _Reader:
             graph = self.pipeline.graph()
         except PipelineError as exc:
             raise self.fail(["Steps"], str(exc)) from None
-        for obj, path in self.flat:
-            if obj["Name"] in self.local:
-                self._check_derived(obj, path, graph)
+        found = [p for obj, path in self.flat if obj["Name"] in self.local
+                 for p in self._check_derived(obj, path, graph)]
+        if found:
+            raise DefinitionValidationError(found, source=self.where)
 
     # -- the three sorts of step ---------------------------------------------------------------
     def _local(self, obj: dict, path: list) -> dict:
@@ -209,23 +210,26 @@ class _Reader:
                 spec["retry_backoff"] = policy.get("IntervalSeconds", 1)
         return spec
 
-    def _check_derived(self, obj: dict, path: list, graph) -> None:
+    def _check_derived(self, obj: dict, path: list, graph) -> list[Problem]:
+        """The SageMaker arguments a local step's block derives must be the document's."""
         step = graph.steps[obj["Name"]]
         keys = DERIVED.get(step.kind, ())
         if not keys:
-            return
+            return []
         try:
             derived = sagemaker_arguments(step, graph, self.pipeline.parameters)
         except PipelineError as exc:
-            raise self.fail([*path, "Arguments", BLOCK, "Code"], str(exc)) from None
+            return [Problem(format_path([*path, "Arguments", BLOCK, "Code"]), str(exc))]
+        problems = []
         for key in keys:
             found = obj["Arguments"].get(key)
             if found != derived[key]:
-                raise self.fail([*path, "Arguments", key], (
+                problems.append(Problem(format_path([*path, "Arguments", key]), (
                     f"expected {json.dumps(derived[key])} (what the step's {BLOCK}.Code and "
                     f".Options say, which is what runs), found {json.dumps(found)}. Edit "
                     f"{BLOCK}.Code/.Options to change the step, or delete the {BLOCK} block so "
-                    f"the step is read from SageMaker's {key}"))
+                    f"the step is read from SageMaker's {key}")))
+        return problems
 
 
 def _flatten(steps: list, path: list):
