@@ -352,3 +352,22 @@ def test_a_path_may_be_given_as_text(monkeypatch):
     assert Pipeline.from_definition("minimal.json", persist=False).name == "minimal"
     with pytest.raises(PipelineError, match="Definition file 'nope.json' does not exist"):
         Pipeline.from_definition("nope.json")
+
+
+def test_an_aws_step_reading_a_local_step_runs_after_it(ours):
+    doc = copy.deepcopy(ours)
+    doc["Steps"].append({"Name": "Notify", "Type": "Lambda", "FunctionArn": "arn:aws:lambda:fn",
+                         "Arguments": {"report": {"Get": "Steps.Make.ProcessingOutputConfig.Outputs"
+                                                         "['report'].S3Output.S3Uri"}},
+                         "DependsOn": ["Check"]})
+    p = Pipeline.from_definition(doc, persist=False)
+    assert p.steps["Notify"].depends_on == ("Check", "Make")
+    assert {("Make", "Notify", ""), ("Check", "Notify", "")} <= edges(p)
+
+
+def test_a_bad_parameter_names_its_path(ours):
+    def edit(doc):
+        doc["Parameters"].append({"Name": "Mode", "Type": "String", "DefaultValue": "c",
+                                  "EnumValues": ["a", "b"]})
+    assert "at $.Parameters[1]: Parameter `Mode` got 'c', which is not one of its allowed" in \
+        broken(ours, edit)

@@ -72,9 +72,13 @@ def from_definition(source: Any, *, name: str | None = None, where: str | None =
     if metadata:
         extras["Metadata"] = metadata
     pipeline.definition_extras = extras
-    for p in doc.get("Parameters", []):
-        pipeline.parameters[p["Name"]] = Parameter(p["Name"], p.get("DefaultValue"),
-                                                   p.get("EnumValues"), p["Type"])
+    for i, p in enumerate(doc.get("Parameters", [])):
+        try:
+            pipeline.parameters[p["Name"]] = Parameter(p["Name"], p.get("DefaultValue"),
+                                                       p.get("EnumValues"), p["Type"])
+        except PipelineError as exc:
+            raise DefinitionValidationError([Problem(format_path(["Parameters", i]), str(exc))],
+                                            source=where) from None
     _Reader(doc, pipeline, where).read()
     return pipeline
 
@@ -113,7 +117,9 @@ class _Reader:
             if spec is None:
                 spec = self._external(obj, reads[obj["Name"]], produced.get(obj["Name"], []))
             spec.update(branches)
-            spec.update(self._common(obj, path, local=spec["kind"] != "aws"))
+            common = self._common(obj, path, local=spec["kind"] != "aws")
+            common["depends_on"] = list(dict.fromkeys(common["depends_on"] + spec.get("depends_on", [])))
+            spec.update(common)
             try:
                 self.pipeline.add_step(make_step(obj["Name"], **spec))
             except PipelineError as exc:
