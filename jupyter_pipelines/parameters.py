@@ -4,6 +4,7 @@ ParameterInteger, ParameterFloat and ParameterBoolean)."""
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,11 @@ class Parameter:
                 f"{type(self.default).__name__}; a parameter is a String, Integer, Float or Boolean, "
                 "and its type comes from its default. Give it a literal str, int, float or bool."
             )
+        if type(self.default) is float and not math.isfinite(self.default):
+            raise ParameterError(
+                f"Parameter `{self.name}` has default {self.default!r}; a Float parameter's value "
+                "must be a finite number (JSON, and so a pipeline definition, has no NaN or "
+                "infinity). Give it a finite default.")
         if self.enum_values is not None:
             object.__setattr__(self, "enum_values", tuple(self.enum_values))
             self.check_enum(self.default)

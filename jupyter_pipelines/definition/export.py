@@ -44,7 +44,7 @@ def to_definition(pipeline) -> dict[str, Any]:
     for producer, names in property_files.items():
         objects[producer].setdefault("PropertyFiles", []).extend(
             {"PropertyFileName": n, "OutputName": n, "FilePath": f"{n}.json"}
-            for n in dict.fromkeys(names))
+            for n in sorted(set(names)))  # sorted: the same whatever order steps were added in
     parent = _branch_parents(graph)
     for name, step in graph.steps.items():
         if_steps, else_steps = step.branches
@@ -172,10 +172,13 @@ def _says_it_all(step: Step, args: dict) -> bool:
         inner = ref["Std:JsonGet"]
         return inner["PropertyFile"]["Get"].rpartition(".")[2], expressions.parse_path(inner["Path"])
 
-    if step.kind == "condition":
-        code = expressions.python_condition(args["Conditions"], resolve)
-    else:
-        code = expressions.python_message(args["ErrorMessage"], resolve)
+    try:
+        if step.kind == "condition":
+            code = expressions.python_condition(args["Conditions"], resolve)
+        else:
+            code = expressions.python_message(args["ErrorMessage"], resolve)
+    except NotExpressible:  # e.g. a message no f-string of this Python can spell
+        return False
     same = ast.dump(ast.parse(code)) == ast.dump(ast.parse(step.code))
     return same and not step.outputs and step.reads == analyze(code).reads
 
@@ -215,7 +218,7 @@ def _block(step: Step, graph: Graph, parameters) -> dict[str, Any]:
         if name in parameters:
             inputs[name] = {"Get": f"Parameters.{name}"}
         elif makers:
-            refs = [{"Get": f"Steps.{m}.{property_path(graph.steps[m], name)}"} for m in makers]
+            refs = [{"Get": f"Steps.{m}.{property_path(graph.steps[m], name)}"} for m in sorted(makers)]
             inputs[name] = refs[0] if len(refs) == 1 else refs
         else:
             inputs[name] = None  # an import or definition of the notebook, or a builtin

@@ -133,12 +133,15 @@ def operand(node: ast.expr, refer: Refer) -> Any:
     keys: list[str | int] = []
     root = node
     while isinstance(root, ast.Subscript):
-        key = root.slice
-        if not (isinstance(key, ast.Constant) and type(key.value) in (str, int)):
+        try:
+            key = ast.literal_eval(root.slice)
+        except ValueError:
+            key = None
+        if type(key) not in (str, int):
             raise NotExpressible(ast.unparse(node), (
-                f"uses the subscript `[{ast.unparse(key)}]`; SageMaker's JsonGet paths take "
-                "constant keys and indexes only"))
-        keys.insert(0, key.value)
+                f"uses the subscript `[{ast.unparse(root.slice)}]`; SageMaker's JsonGet paths "
+                "take constant keys and indexes only"))
+        keys.insert(0, key)
         root = root.value
     if not isinstance(root, ast.Name):
         what = _WHAT.get(type(root), "is not an input, a parameter or a literal")
@@ -199,6 +202,8 @@ def error_message(code: str, refer: Refer) -> str | dict:
             value = operand(part.value, refer)
             if not isinstance(value, dict):
                 value = str(value)
+        if value == "":
+            continue
         if isinstance(value, str) and values and isinstance(values[-1], str):
             values[-1] += value
         else:
@@ -216,12 +221,15 @@ Resolve = Callable[[dict], "tuple[str, list[str | int]]"]
 
 
 def python_condition(conditions_list: list[dict], resolve: Resolve) -> str:
-    nodes = [_from_condition(c, resolve) for c in conditions_list]
+    """A Conditions list as one Python expression. A member ``Not(Or(Not a, Not b))`` stays
+    ``not (not a or not b)`` (as ``a and b`` it would read back as two members); nested, it
+    reads ``(a and b)``."""
+    nodes = [_from_condition(c, resolve, top=True) for c in conditions_list]
     node = nodes[0] if len(nodes) == 1 else ast.BoolOp(ast.And(), nodes)
     return ast.unparse(node)
 
 
-def _from_condition(c: dict, resolve: Resolve) -> ast.expr:
+def _from_condition(c: dict, resolve: Resolve, top: bool = False) -> ast.expr:
     kind = c["Type"]
     if kind == "Or":
         return ast.BoolOp(ast.Or(), [_from_condition(x, resolve) for x in c["Conditions"]])
@@ -231,7 +239,7 @@ def _from_condition(c: dict, resolve: Resolve) -> ast.expr:
             node = _from_condition(inner, resolve)
             node.ops = [ast.NotEq() if inner["Type"] == "Equals" else ast.NotIn()]
             return node
-        if inner["Type"] == "Or" and all(x["Type"] == "Not" for x in inner["Conditions"]):
+        if not top and inner["Type"] == "Or" and all(x["Type"] == "Not" for x in inner["Conditions"]):
             return ast.BoolOp(ast.And(), [_from_condition(x["Condition"], resolve)
                                           for x in inner["Conditions"]])
         return ast.UnaryOp(ast.Not(), _from_condition(inner, resolve))
@@ -280,9 +288,17 @@ def python_message(message: str | dict, resolve: Resolve) -> str:
     for part in parts:
         if isinstance(part, ast.Constant) and merged and isinstance(merged[-1], ast.Constant):
             merged[-1] = ast.Constant(merged[-1].value + part.value)
-        else:
+        elif part != ast.Constant(""):
             merged.append(part)
-    return ast.unparse(ast.JoinedStr(merged))
+    node = ast.JoinedStr(merged)
+    try:  # before Python 3.12 an f-string cannot hold every quote, nor a backslash in a field
+        code = ast.unparse(node)
+        same = ast.dump(ast.parse(code, mode="eval").body) == ast.dump(node)
+    except (ValueError, SyntaxError):
+        same = False
+    if not same:
+        raise NotExpressible(json.dumps(message)[:80], "cannot be written as a Python f-string")
+    return code
 
 
 # -- JsonGet paths (the JMESPath subset SageMaker's examples use) ------------------------------

@@ -157,11 +157,12 @@ def duration_seconds(text: str, step: str) -> float:
 def iso_duration(seconds: float) -> str:
     """Seconds as an ISO-8601 duration in days, hours, minutes and seconds (``P30D``,
     ``PT12H``, ``P1DT0.5S``): what an exported CacheConfig's ExpireAfter says."""
-    days, rest = divmod(float(seconds), 86400)
+    days, rest = divmod(round(float(seconds), 6), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     text = "P" + (f"{int(days)}D" if days else "")
     clock = (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
+    secs = round(secs, 6)
     if secs:
-        clock += f"{int(secs) if secs == int(secs) else round(secs, 6)}S"
+        clock += f"{secs:.6f}".rstrip("0").rstrip(".") + "S"
     return text + ("T" + clock if clock else "") if (days or clock) else "PT0S"
