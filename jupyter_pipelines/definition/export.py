@@ -96,6 +96,10 @@ def _branch_parents(graph: Graph) -> dict[str, str]:
 def step_object(step: Step, graph: Graph, parameters, property_files: dict[str, list[str]]) -> dict:
     if step.kind == "aws":
         obj = json.loads(step.code)
+        for ref in _json_gets(obj):  # a property file of a local step it reads stays declared
+            producer, _, name = ref.removeprefix("Steps.").partition(".PropertyFiles.")
+            if name and producer in graph.steps and graph.steps[producer].kind != "aws":
+                property_files.setdefault(producer, []).append(name)
         return obj
     obj: dict[str, Any] = {"Name": step.name, "Type": KINDS[step.kind].sagemaker_type}
     if step.display_name:
@@ -184,9 +188,10 @@ def _says_it_all(step: Step, args: dict) -> bool:
 
 
 def _json_gets(value: Any):
+    """The ``Get`` of every JsonGet's PropertyFile below ``value``."""
     if isinstance(value, dict):
         inner = value.get("Std:JsonGet")
-        if isinstance(inner, dict):
+        if isinstance(inner, dict) and isinstance(inner.get("PropertyFile"), dict):
             yield inner["PropertyFile"]["Get"]
         for item in value.values():
             yield from _json_gets(item)

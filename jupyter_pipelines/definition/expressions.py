@@ -254,8 +254,8 @@ def python_operand(value: Any, resolve: Resolve) -> ast.expr:
     if isinstance(value, dict) and ("Get" in value or "Std:JsonGet" in value):
         name, keys = resolve(value)
         node: ast.expr = ast.Name(name, ast.Load())
-        for key in keys:
-            node = ast.Subscript(node, ast.Constant(key), ast.Load())
+        for key in keys:  # -1 as Python parses it: a minus applied to 1
+            node = ast.Subscript(node, ast.parse(repr(key), mode="eval").body, ast.Load())
         return node
     if isinstance(value, dict) and "Std:Join" in value:
         raise NotExpressible(json.dumps(value)[:80], "is a Std:Join, which a comparison operand "
