@@ -213,3 +213,35 @@ def new_lab_page(chromium, server: LabServer, init_scripts=()):
     for script in init_scripts:
         context.add_init_script(script)
     return context, context.new_page()
+
+
+# -- page helpers both browser test modules use -----------------------------------------------------
+
+def step_node(widget, name: str):
+    """A step's node in the widget's SVG."""
+    return widget.locator(f'g[data-step="{name}"]')
+
+
+def screenshot(page, locator, path, timeout: int = 15_000) -> None:
+    """An element screenshot once the element has stopped moving.
+
+    JupyterLab renders off-screen cells lazily (``content-visibility``), so scrolling a cell into
+    view can move it again a frame later; a screenshot taken before that is offset and cropped.
+    """
+    locator.scroll_into_view_if_needed()
+    page.wait_for_function(
+        """el => {
+          const r = el.getBoundingClientRect(), key = [r.x, r.y, r.width, r.height].join();
+          el.__stableFrames = el.__lastRect === key ? (el.__stableFrames || 0) + 1 : 0;
+          el.__lastRect = key;
+          return el.__stableFrames >= 3;
+        }""", arg=locator.element_handle(), polling="raf", timeout=timeout)
+    locator.screenshot(path=path, animations="disabled")
+
+
+def outputs_text(page) -> str:
+    """The notebook's outputs as text, for failure messages."""
+    return page.locator(".jp-Notebook").evaluate(
+        "nb => [...nb.querySelectorAll('.jp-CodeCell')].map((c, i) => "
+        "`[${i}] ${c.querySelector('.jp-InputPrompt')?.textContent} ` + "
+        "(c.querySelector('.jp-OutputArea')?.innerText || '').slice(0, 600)).join('\\n')")

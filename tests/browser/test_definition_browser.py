@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import new_lab_page
+from .conftest import new_lab_page, outputs_text, screenshot, step_node
 
 pytestmark = pytest.mark.browser
 
@@ -103,30 +103,10 @@ def cell(page, index: int):
     return page.locator(".jp-Notebook .jp-CodeCell").nth(index)
 
 
-def step_node(widget, name: str):
-    return widget.locator(f'g[data-step="{name}"]')
 
 
-def outputs_text(page) -> str:
-    """The notebook's outputs as text, for failure messages."""
-    return page.locator(".jp-Notebook").evaluate(
-        "nb => [...nb.querySelectorAll('.jp-CodeCell')].map((c, i) => "
-        "`[${i}] ${c.querySelector('.jp-InputPrompt')?.textContent} ` + "
-        "(c.querySelector('.jp-OutputArea')?.innerText || '').slice(0, 600)).join('\\n')")
 
 
-def screenshot(page, locator, path) -> None:
-    """An element screenshot once the element has stopped moving (JupyterLab renders
-    off-screen cells lazily, so a cell scrolled into view can still move a frame later)."""
-    locator.scroll_into_view_if_needed()
-    page.wait_for_function(
-        """el => {
-          const r = el.getBoundingClientRect(), key = [r.x, r.y, r.width, r.height].join();
-          el.__stableFrames = el.__lastRect === key ? (el.__stableFrames || 0) + 1 : 0;
-          el.__lastRect = key;
-          return el.__stableFrames >= 3;
-        }""", arg=locator.element_handle(), polling="raf", timeout=UI_TIMEOUT)
-    locator.screenshot(path=path, animations="disabled")
 
 
 def inside(inner: dict, outer: dict, slack: float = 0.5) -> bool:
