@@ -274,3 +274,11 @@ def test_cli_exports_the_abalone_notebook_as_a_script_that_runs_it(tmp_path):
                    tmp_path / "h")
     statuses = {s["StepName"]: s["StepStatus"] for s in json.loads(notebook.stdout)["Steps"]}
     assert statuses["AbaloneTrain"] == "Cached" and statuses["AbaloneEval"] == "Cached"
+
+
+def test_magic_display_name_and_description_reach_the_definition(ip):
+    run_cell(ip, '%%step A --display-name "Make a" --description \'Adds one to n\' --cache-expire PT12H\n'
+                 'a = 1 + 1')
+    step = json.loads(__import__("jupyter_pipelines").current().definition())["Steps"][0]
+    assert step["DisplayName"] == "Make a" and step["Description"] == "Adds one to n"
+    assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "PT12H"}
