@@ -364,3 +364,14 @@ def test_a_bad_parameter_names_its_path(ours):
                                   "EnumValues": ["a", "b"]})
     assert "at $.Parameters[1]: Parameter `Mode` got 'c', which is not one of its allowed" in \
         broken(ours, edit)
+
+
+def test_other_metadata_and_the_experiment_config_are_kept():
+    doc = json.loads((FIXTURES / "minimal.json").read_text())
+    doc["Metadata"] = {"Owner": "ml-team"}
+    doc["PipelineExperimentConfig"] = {"ExperimentName": {"Get": "Execution.PipelineName"},
+                                       "TrialName": "trial-1"}
+    again = json.loads(Pipeline.from_definition(doc, name="mine", persist=False).definition())
+    assert again["Metadata"]["Owner"] == "ml-team"
+    assert again["Metadata"]["JupyterPipelines"]["PipelineName"] == "mine"
+    assert again["PipelineExperimentConfig"] == doc["PipelineExperimentConfig"]

@@ -54,13 +54,13 @@ def to_definition(pipeline) -> dict[str, Any]:
             args["ElseSteps"] = [objects[s] for s in else_steps]
     doc: dict[str, Any] = {"Version": VERSION, "Metadata": _metadata(pipeline),
                            "Parameters": [_parameter(p) for p in pipeline.parameters.values()]}
-    doc.update(getattr(pipeline, "definition_extras", {}) or {})
+    doc.update({k: v for k, v in pipeline.definition_extras.items() if k != "Metadata"})
     doc["Steps"] = [objects[n] for n in graph.steps if n not in parent]
     return doc
 
 
 def _metadata(pipeline) -> dict:
-    extras = (getattr(pipeline, "definition_extras", None) or {}).get("Metadata", {})
+    extras = pipeline.definition_extras.get("Metadata", {})
     block = {"FormatVersion": FORMAT, "PipelineName": pipeline.name,
              "Context": [[name, source] for name, source in pipeline.context.snippets]}
     return {**{k: v for k, v in extras.items() if k != BLOCK}, BLOCK: block}
