@@ -50,8 +50,7 @@ def _validate(args) -> int:
     from .definition import from_definition
 
     path = Path(args.file)
-    pipeline = from_definition(path, persist=False, where=str(path)) if path.is_file() else \
-        from_definition(path)  # raises: no such file
+    pipeline = from_definition(path, persist=False)  # schema, references, then each step
     external = sum(s.kind == "aws" for s in pipeline.steps.values())
     local = len(pipeline.steps) - external
     print(f"{path}: a valid pipeline definition: {len(pipeline.steps)} steps ({local} run here, "
