@@ -375,3 +375,26 @@ def test_other_metadata_and_the_experiment_config_are_kept():
     assert again["Metadata"]["Owner"] == "ml-team"
     assert again["Metadata"]["JupyterPipelines"]["PipelineName"] == "mine"
     assert again["PipelineExperimentConfig"] == doc["PipelineExperimentConfig"]
+
+
+def test_a_definition_the_real_sdk_wrote_draws_sagemakers_dag():
+    """Written by sagemaker 2.232.0 (tests/fixtures/sagemaker/generate_with_sdk.py): its
+    ModelStep names, PropertyFile JsonGet and Std:Join fail message, exactly as the SDK emits."""
+    path = FIXTURES / "sdk_generated_abalone.json"
+    p = Pipeline.from_definition(path, persist=False)
+    register, create = "AbaloneRegisterModel-RegisterModel", "AbaloneCreateModel-CreateModel"
+    assert {n: s.options.get("type") or s.kind for n, s in p.steps.items()} == {
+        "AbaloneProcess": "Processing", "AbaloneTrain": "Training", "AbaloneEval": "Processing",
+        "AbaloneMSECond": "Condition", register: "RegisterModel", create: "Model",
+        "AbaloneTransform": "Transform", "AbaloneMSEFail": "fail"}
+    assert {(s, t) for s, t, _ in edges(p)} == {
+        ("AbaloneProcess", "AbaloneTrain"), ("AbaloneProcess", "AbaloneEval"),
+        ("AbaloneTrain", "AbaloneEval"), ("AbaloneEval", "AbaloneMSECond"),
+        ("AbaloneTrain", register), ("AbaloneTrain", create), (create, "AbaloneTransform"),
+        ("AbaloneMSECond", register), ("AbaloneMSECond", create),
+        ("AbaloneMSECond", "AbaloneTransform"), ("AbaloneMSECond", "AbaloneMSEFail")}
+    assert p.steps["AbaloneMSEFail"].code == "f'Execution failed due to MSE > {MseThreshold}'"
+    doc = json.loads(path.read_text())
+    again = json.loads(p.definition())
+    assert again["Steps"][:3] == doc["Steps"][:3]  # the AWS steps written back as they were read
+    assert again["Parameters"] == doc["Parameters"]
