@@ -143,7 +143,8 @@ def test_sdk_abalone_draws_sagemakers_dag():
     assert 'data-kind="aws"' in svg and "Condition (AWS)" in svg and 'id="cluster-if-AbaloneMSECond"' in svg
 
 
-@pytest.mark.parametrize("fixture", ["abalone", "lambda_callback", "checks_emr_tuning", "minimal"])
+@pytest.mark.parametrize("fixture", ["abalone", "lambda_callback", "checks_emr_tuning", "minimal",
+                                     "sdk_generated_abalone"])
 def test_sdk_definitions_reexport_as_read(fixture):
     """What only AWS runs is written back exactly as it was read."""
     doc = json.loads((FIXTURES / f"{fixture}.json").read_text())
