@@ -27,7 +27,6 @@ Run from the repository root: ``python benchmarks/overhead.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
 import sys
@@ -37,6 +36,8 @@ from pathlib import Path
 
 if importlib.util.find_spec("jupyter_pipelines") is None:  # a plain clone, not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import common  # benchmarks/common.py: the shared entry point
 
 from jupyter_pipelines.pipeline import Pipeline
 from jupyter_pipelines.run.protect import protect
@@ -201,15 +202,5 @@ def report_protection(repeat: int) -> None:
         print("ndarray: writing into the protected view raises ValueError (read-only): yes")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="best of 2 instead of best of 5")
-    args = parser.parse_args()
-    repeat = 2 if args.quick else 5
-    print(f"Python {sys.version.split()[0]} on {sys.platform}\n")
-    report_runner(repeat)
-    report_protection(repeat)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(__doc__, report_runner, report_protection)

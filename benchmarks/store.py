@@ -36,7 +36,6 @@ Run from the repository root: ``python benchmarks/store.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
 import os
@@ -49,6 +48,8 @@ from pathlib import Path
 
 if importlib.util.find_spec("jupyter_pipelines") is None:  # a plain clone, not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import common  # benchmarks/common.py: the shared entry point
 
 from jupyter_pipelines.pipeline import Pipeline
 from jupyter_pipelines.store.artifacts import ArtifactStore
@@ -322,16 +323,5 @@ def report_chain(repeat: int, n: int = CHAIN) -> None:
           f"+{warm - base:7.1f} µs/step   {warm / base:5.1f}x the core")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="best of 2 instead of best of 5")
-    args = parser.parse_args()
-    repeat = 2 if args.quick else 5
-    print(f"Python {sys.version.split()[0]} on {sys.platform}\n")
-    report_abalone(repeat)
-    report_put(repeat)
-    report_chain(repeat)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(__doc__, report_abalone, report_put, report_chain)

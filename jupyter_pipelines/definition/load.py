@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -77,8 +78,7 @@ def from_definition(source: Any, *, name: str | None = None, where: str | None =
             pipeline.parameters[p["Name"]] = Parameter(p["Name"], p.get("DefaultValue"),
                                                        p.get("EnumValues"), p["Type"])
         except PipelineError as exc:
-            raise DefinitionValidationError([Problem(format_path(["Parameters", i]), str(exc))],
-                                            source=where) from None
+            raise _error(["Parameters", i], str(exc), where) from None
     _Reader(doc, pipeline, where).read()
     return pipeline
 
@@ -96,7 +96,7 @@ class _Reader:
                         for o, _ in self.flat if o["Name"] in self.local}
 
     def fail(self, path: list, message: str) -> DefinitionValidationError:
-        return DefinitionValidationError([Problem(format_path(path), message)], source=self.where)
+        return _error(path, message, self.where)
 
     def read(self) -> None:
         specs = []
@@ -177,7 +177,7 @@ class _Reader:
         return output, keys
 
     def _external(self, obj: dict, refs: dict, outputs: list[str]) -> dict:
-        raw = json.loads(json.dumps(obj))
+        raw = copy.deepcopy(obj)
         if raw["Type"] == "Condition":
             raw["Arguments"].pop("IfSteps", None)
             raw["Arguments"].pop("ElseSteps", None)
@@ -236,6 +236,11 @@ class _Reader:
                     f"{BLOCK}.Code/.Options to change the step, or delete the {BLOCK} block so "
                     f"the step is read from SageMaker's {key}")))
         return problems
+
+
+def _error(path: list, message: str, where: str | None) -> DefinitionValidationError:
+    """One problem at ``path`` (a list of keys and indexes) as the error to raise."""
+    return DefinitionValidationError([Problem(format_path(path), message)], source=where)
 
 
 def _flatten(steps: list, path: list):

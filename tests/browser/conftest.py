@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -245,3 +246,12 @@ def outputs_text(page) -> str:
         "nb => [...nb.querySelectorAll('.jp-CodeCell')].map((c, i) => "
         "`[${i}] ${c.querySelector('.jp-InputPrompt')?.textContent} ` + "
         "(c.querySelector('.jp-OutputArea')?.innerText || '').slice(0, 600)).join('\\n')")
+
+
+def close_details(widget, step: str, timeout: int = 15_000) -> None:
+    """Close the details panel; the selection clears (a round trip through the kernel)."""
+    from playwright.sync_api import expect
+
+    widget.locator("[data-details-for] .jp-pipeline-close").click()
+    expect(widget.locator("[data-details-for]")).to_have_count(0, timeout=timeout)
+    expect(step_node(widget, step)).not_to_have_class(re.compile(r"\bjp-selected\b"))

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import new_lab_page, outputs_text, screenshot, step_node
+from .conftest import close_details, new_lab_page, outputs_text, screenshot, step_node
 
 pytestmark = pytest.mark.browser
 
@@ -306,10 +306,7 @@ def test_details_show_step_json(definition_page, artifacts_dir):
     expect(details.locator("pre.jp-pipeline-code")).to_have_text(
         re.compile(r"Execution failed due to MSE >.*MseThreshold"))
 
-    # The close button clears the selection (a round trip through the kernel).
-    details.locator(".jp-pipeline-close").click()
-    expect(widget.locator("[data-details-for]")).to_have_count(0, timeout=UI_TIMEOUT)
-    expect(step_node(widget, "AbaloneMSEFail")).not_to_have_class(re.compile(r"\bjp-selected\b"))
+    close_details(widget, "AbaloneMSEFail")
     assert not definition_page.errors, f"JavaScript errors on the page: {definition_page.errors}"
 
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import new_lab_page, outputs_text, screenshot, step_node
+from .conftest import close_details, new_lab_page, outputs_text, screenshot, step_node
 
 pytestmark = pytest.mark.browser
 
@@ -179,10 +179,7 @@ def test_default_run_widget(abalone, artifacts_dir):
     expect(step_node(widget, "AbaloneEval")).to_have_class(re.compile(r"\bjp-selected\b"))
     screenshot(page, widget, artifacts_dir / "abalone-default-details.png")
 
-    # The close button clears the selection (round trip through the kernel).
-    details.locator(".jp-pipeline-close").click()
-    expect(widget.locator("[data-details-for]")).to_have_count(0, timeout=UI_TIMEOUT)
-    expect(step_node(widget, "AbaloneEval")).not_to_have_class(re.compile(r"\bjp-selected\b"))
+    close_details(widget, "AbaloneEval")
     assert not abalone.errors, f"JavaScript errors on the page: {abalone.errors}"
 
 
