@@ -28,6 +28,9 @@ What is measured (every figure against a baseline measured in the same run)
     with a fresh, empty folder per sample (cold cache); and the warm re-run (every step Cached)
     with a new ``Pipeline`` object on the folder a cold run filled. µs per step for each, the
     difference to the core, and the ratio. No target: this is the price list.
+(d), (e) What verifying every read against its digest costs: reading a 1,000,000-row
+    DataFrame back, and the fully cached Abalone re-run, each against the same work with
+    verification off. Targets <= 1.05x. See ``benchmarks/verify.py``.
 
 Every figure is the minimum over 5 samples (``--quick``: 2), timed with ``time.perf_counter``;
 a MISS is printed, never turned into a failing exit status (machines are noisy).
@@ -324,4 +327,7 @@ def report_chain(repeat: int, n: int = CHAIN) -> None:
 
 
 if __name__ == "__main__":
-    common.main(__doc__, report_abalone, report_put, report_chain)
+    import verify  # benchmarks/verify.py: (d) and (e)
+
+    common.main(__doc__, report_abalone, report_put, report_chain, verify.report_read,
+                verify.report_cached)

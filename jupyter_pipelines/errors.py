@@ -11,10 +11,15 @@
     │   │   └── UnknownReferenceError  a step, input or parameter that does not exist
     │   ├── IsolationError         a step reads a kernel variable that is not an input
     │   └── ExportError            a step the SageMaker-format definition cannot express
-    └── RunError                   something went wrong while a step ran
-        ├── ContractError          the step ran but broke its kind's contract
-        ├── StepFailed             the user's code raised; carries the user's traceback
-        └── ExecutionFailed        a fail step (or a failed step) ended the execution
+    ├── RunError                   something went wrong while a step ran
+    │   ├── ContractError          the step ran but broke its kind's contract
+    │   ├── StepFailed             the user's code raised; carries the user's traceback
+    │   └── ExecutionFailed        a fail step (or a failed step) ended the execution
+    └── StateError                 the state folder or the store cannot be used (CLI exit 3):
+        │                          a corrupt or read-only database, a path that is a file
+        └── ArtifactError          a stored artifact cannot be returned as it was stored
+            ├── ArtifactMissing    its file is gone
+            └── ArtifactCorrupted  its bytes no longer match the digest they were stored under
 
 Every error renders in IPython as its message alone (``_render_traceback_``): users see
 what they did wrong, never our internals.
@@ -96,6 +101,22 @@ class StepFailed(RunError):
 
 
 class ExecutionFailed(RunError):
+    pass
+
+
+class StateError(PipelineError):
+    """The state folder (history, registry, artifacts) cannot be used as it is."""
+
+
+class ArtifactError(StateError):
+    """A stored output cannot be given back: never returned wrong, always named."""
+
+
+class ArtifactMissing(ArtifactError):
+    pass
+
+
+class ArtifactCorrupted(ArtifactError):
     pass
 
 

@@ -131,16 +131,20 @@ def _db_path(home: str | os.PathLike | None) -> Path:
 @contextmanager
 def _open(home, *, create: bool) -> Iterator[sqlite3.Connection | None]:
     """A connection to the registry (``None`` if it does not exist and ``create`` is false),
-    with the schema created and older databases migrated."""
+    with the schema created and older databases migrated; read-only where the folder is (then
+    only reading works). SQLite faults become a `StateError` naming the file."""
+    from .store.state import connect, ensure_folder, guarded
+
     path = _db_path(home)
     if not create and not path.exists():
         yield None
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(_SCHEMA)
-        _migrate(conn)
+    ensure_folder(path.parent)
+    conn, read_only = connect(path, "registry")
+    with closing(conn), guarded(path, "registry"):
+        if not read_only:
+            conn.execute(_SCHEMA)
+            _migrate(conn)
         yield conn
 
 

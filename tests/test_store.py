@@ -24,6 +24,7 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from jupyter_pipelines import Pipeline
+from jupyter_pipelines.errors import ArtifactMissing, StateError
 from jupyter_pipelines.source import Context
 from jupyter_pipelines.store import (
     ArtifactRef,
@@ -381,7 +382,7 @@ def test_different_values_have_different_digests(store):
 
 def test_missing_artifact_names_digest_type_and_location(store):
     ghost = ArtifactRef("0123456789ab" + "f" * 52, "json", 2, "builtins.list")
-    with pytest.raises(SerializationError) as info:
+    with pytest.raises(ArtifactMissing) as info:
         store.get(ghost)
     message = str(info.value)
     assert "0123456789ab" in message and "builtins.list" in message
@@ -390,7 +391,7 @@ def test_missing_artifact_names_digest_type_and_location(store):
     ref = store.put(pd.DataFrame({"a": [1]}))
     del store.backend[ref.key]
     assert ref not in store
-    with pytest.raises(SerializationError, match=re.escape(ref.digest[:12])) as info:
+    with pytest.raises(ArtifactMissing, match=re.escape(ref.digest[:12])) as info:
         store.get(ref)
     assert "pandas" in str(info.value) and "DataFrame" in str(info.value)
 
@@ -671,8 +672,9 @@ def test_store_put_after_a_crashed_write_stores_the_value(tmp_path, monkeypatch)
 
     with monkeypatch.context() as m:
         m.setattr(backends_mod.os, "replace", boom)
-        with pytest.raises(Crash):
+        with pytest.raises(StateError, match="power cut") as info:  # an OSError, said in words
             store.put({"a": 1})
+        assert store.location in str(info.value)
     assert len(store.backend) == 0
     ref = store.put({"a": 1})  # the half-written temp file does not count as stored
     assert store.get(ref) == {"a": 1}

@@ -1,17 +1,35 @@
-"""The content-addressed artifact store: every step output, saved once per distinct content."""
+"""The content-addressed artifact store: every step output, saved once per distinct content.
+
+Trust comes from the digest: an artifact's key is the SHA-256 of its format and bytes, and the
+history records that digest for every output. Nothing is handed back unless the bytes still
+hash to it: a missing file raises `ArtifactMissing`, changed bytes `ArtifactCorrupted`, both
+naming the step, output, path and digest. That check is what makes unpickling our own
+artifacts acceptable: a pickle is only loaded after its bytes were shown to be the ones the
+step wrote.
+
+Hashing costs about 0.5 ms per MB, so a file is hashed once and then known by its identity
+(inode, size, mtime and ctime, as git's index does): it is hashed again whenever that identity
+changes. The history keeps each output's identity beside its digest (``seen``), so a new
+process does not hash again what has not changed. Any write to the file changes its ctime,
+which no user tool can set back, so an edit is always caught; damage that changes no metadata
+(failing media) is what ``doctor`` finds, as it re-hashes everything.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import ArtifactCorrupted, ArtifactError, ArtifactMissing, StateError
 from .backends import open_backend
 from .serialize import SerializationError, decode, encode
 
 _PARALLEL = 1 << 20  # bytes from which hashing runs beside the write
+_CHUNK = 1 << 20     # bytes hashed at a time when checking a file without loading it
 
 
 @dataclass(frozen=True)
@@ -30,7 +48,15 @@ class ArtifactRef:
 
     @classmethod
     def from_dict(cls, doc: dict) -> ArtifactRef:
-        return cls(**doc)
+        return cls(doc["digest"], doc["format"], doc["size"], doc["type"])  # "seen" is the file's
+
+
+def content_digest(fmt: str, chunks) -> str:
+    """The digest an artifact is stored under: SHA-256 of its format, a NUL, and its bytes."""
+    hasher = hashlib.sha256(fmt.encode() + b"\0")
+    for chunk in chunks:
+        hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 class ArtifactStore:
@@ -39,6 +65,7 @@ class ArtifactStore:
     def __init__(self, location: str | os.PathLike):
         self.location = os.fspath(location)
         self.backend = open_backend(location)
+        self._verified: dict[str, tuple] = {}  # key -> file identity when its bytes last matched
 
     def put(self, value: Any, *, what: str = "a value", name: str = "name") -> ArtifactRef:
         """Save ``value``; ``what`` and ``name`` (its output name) word the error if it can't be."""
@@ -48,7 +75,16 @@ class ArtifactStore:
             raise SerializationError(f"{what} {exc}. Make it a DataFrame, array, JSON value or a "
                                      f"picklable object, or keep it private (`_{name}`) so it is "
                                      "not an output.") from None
-        view = memoryview(data)
+        try:
+            return self._write(memoryview(data), fmt, f"{type(value).__module__}.{type(value).__qualname__}")
+        except OSError as exc:
+            raise StateError(
+                f"{what} cannot be written to the artifact store at {self.location}: "
+                f"{exc.strerror or exc}. Check that the disk has room and the folder is writable, "
+                "or point the store elsewhere (JUPYTER_PIPELINES_HOME, or Pipeline(store=...))."
+            ) from None
+
+    def _write(self, view: memoryview, fmt: str, type_name: str) -> ArtifactRef:
         hasher = hashlib.sha256(fmt.encode() + b"\0")
         staged = None
         if len(view) >= _PARALLEL:  # big: write while hashing (sha256 releases the GIL)
@@ -58,29 +94,127 @@ class ArtifactStore:
                 hashing.result()
         else:
             hasher.update(view)
-        ref = ArtifactRef(hasher.hexdigest(), fmt, len(view),
-                          f"{type(value).__module__}.{type(value).__qualname__}")
-        if ref.key in self.backend:  # content-addressed: the same bytes are stored once
+        ref = ArtifactRef(hasher.hexdigest(), fmt, len(view), type_name)
+        # Content-addressed: the same bytes are stored once, unless the stored copy went bad,
+        # in which case this write repairs it.
+        if self.check(ref) is None:
             if staged is not None:
                 self.backend.discard(staged)
         elif staged is not None:
             self.backend.commit(staged, ref.key)
         else:
             self.backend[ref.key] = view
+        self._remember(ref.key)
         return ref
 
-    def get(self, ref: ArtifactRef) -> Any:
+    def get(self, ref: ArtifactRef, *, step: str | None = None, output: str | None = None) -> Any:
+        """The stored value, only if its bytes still hash to ``ref.digest``; ``step`` and
+        ``output`` name it in errors."""
+        before = self._identity(ref.key)
         try:
             data = self.backend[ref.key]
         except KeyError:
-            raise SerializationError(
-                f"Artifact {ref.digest[:12]} ({ref.type}) is missing from the store at "
-                f"{self.location}; it may have been deleted. Re-run the step that made it."
+            raise self.missing(ref, step, output) from None
+        if before is None or before != self._verified.get(ref.key) or before != self._identity(ref.key):
+            if content_digest(ref.format, [data]) != ref.digest:
+                raise self.corrupted(ref, step, output)
+            self._remember(ref.key, before)
+        try:
+            return decode(ref.format, data)
+        except SerializationError:
+            raise
+        except Exception as exc:  # intact bytes this environment cannot read back
+            raise ArtifactError(
+                f"{_what(ref, step, output)} at {self.path(ref)} is intact (its digest matches) "
+                f"but cannot be read back here: {type(exc).__name__}: {exc}. It was written as "
+                f"{ref.format}; check the versions of pandas/pyarrow/numpy/scikit-learn, or re-run "
+                "the step to store it again."
             ) from None
-        return decode(ref.format, data)
+
+    def check(self, ref: ArtifactRef) -> str | None:
+        """None if the artifact is stored intact; else ``"missing"`` or ``"corrupt"``. Streams
+        the bytes (never holds a whole file) and skips files verified since they last changed."""
+        before = self._identity(ref.key)
+        if before is not None and before == self._verified.get(ref.key):
+            return None
+        try:
+            digest = content_digest(ref.format, self._chunks(ref.key))
+        except KeyError:
+            return "missing"
+        if digest != ref.digest:
+            self._verified.pop(ref.key, None)
+            return "corrupt"
+        if before is not None and before == self._identity(ref.key):
+            self._verified[ref.key] = before
+        return None
+
+    def seen(self, ref: ArtifactRef) -> list | None:
+        """The identity of the file when its bytes last matched (for the history to keep)."""
+        identity = self._verified.get(ref.key)
+        return list(identity) if identity is not None else None
+
+    def vouch(self, ref: ArtifactRef, seen: list | None) -> None:
+        """Take the history's word that the file had identity ``seen`` when it was verified:
+        a new process then hashes only the files that changed since (like git's index)."""
+        if seen is not None and ref.key not in self._verified:
+            self._verified[ref.key] = tuple(seen)
+
+    def forget_verified(self) -> None:
+        """Hash every file again on its next read (``doctor`` does; so does a new process)."""
+        self._verified.clear()
+
+    def path(self, ref: ArtifactRef) -> str:
+        """Where the artifact's bytes are (a file path or URL), for messages."""
+        return f"{self.location.rstrip('/')}/{ref.key}"
+
+    def missing(self, ref: ArtifactRef, step: str | None = None, output: str | None = None):
+        return ArtifactMissing(
+            f"{_what(ref, step, output)} is missing from the store: there is no file {self.path(ref)} "
+            f"(digest {ref.digest}); it may have been deleted. It is not returned. Re-run "
+            f"{_rerun(step)} to store it again: a run treats a missing output as a cache miss."
+        )
+
+    def corrupted(self, ref: ArtifactRef, step: str | None = None, output: str | None = None):
+        return ArtifactCorrupted(
+            f"{_what(ref, step, output)} is corrupt: the bytes of {self.path(ref)} no longer match "
+            f"the SHA-256 digest {ref.digest} they were stored under (the file was changed after "
+            f"it was written), so it is not returned. Re-run {_rerun(step)} to store it again: a "
+            "run treats a corrupt output as a cache miss. `jupyter-pipelines doctor` checks the "
+            "whole state folder."
+        )
+
+    def _identity(self, key: str) -> tuple | None:
+        identity = getattr(self.backend, "identity", None)
+        return identity(key) if identity is not None else None
+
+    def _remember(self, key: str, identity: tuple | None = None) -> None:
+        identity = identity or self._identity(key)
+        if identity is not None:
+            self._verified[key] = identity
+
+    def _chunks(self, key: str) -> Iterator[bytes]:
+        opener = getattr(self.backend, "open", None)
+        if opener is None:
+            yield self.backend[key]
+            return
+        with opener(key) as handle:
+            while chunk := handle.read(_CHUNK):
+                yield chunk
 
     def __contains__(self, ref: ArtifactRef) -> bool:
         return ref.key in self.backend
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.location!r})"
+
+
+def _what(ref: ArtifactRef, step: str | None, output: str | None) -> str:
+    if step and output:
+        return f"Stored output `{output}` ({ref.type}) of step `{step}`"
+    if step:
+        return f"A stored output ({ref.type}) of step `{step}`"
+    return f"Artifact {ref.digest[:12]} ({ref.type})"
+
+
+def _rerun(step: str | None) -> str:
+    return f"step `{step}` (e.g. `%pipeline run`)" if step else "the step that made it"

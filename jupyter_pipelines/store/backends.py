@@ -16,8 +16,9 @@ class LocalBackend(MutableMapping):
     """Files under a folder; keys are relative paths like ``ab/abcdef...``."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        from .state import ensure_folder
+
+        self.root = ensure_folder(root, "artifact store")
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -30,6 +31,22 @@ class LocalBackend(MutableMapping):
 
     def __setitem__(self, key: str, value: bytes) -> None:
         self.commit(self.stage(value), key)
+
+    def open(self, key: str):
+        """The stored bytes as a binary file, to stream them (raises KeyError if absent)."""
+        try:
+            return open(self._path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyError(key) from None
+
+    def identity(self, key: str) -> tuple | None:
+        """What changes whenever the file is written or replaced: inode, size, mtime, ctime
+        (ctime cannot be set back by user tools). None if there is no such file."""
+        try:
+            st = os.stat(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def stage(self, value) -> Path:
         """Write ``value`` under a hidden temporary name (the first half of an atomic write)."""
@@ -93,6 +110,13 @@ class FsspecBackend(MutableMapping):
 
     def __setitem__(self, key: str, value: bytes) -> None:
         self.commit(self.stage(value), key)
+
+    def open(self, key: str):
+        """The stored bytes as a binary file, to stream them (raises KeyError if absent)."""
+        try:
+            return self.fs.open(self._path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyError(key) from None
 
     def stage(self, value) -> str:
         tmp = f"{self.root}/.staged.{secrets.token_hex(8)}.tmp"

@@ -2,7 +2,10 @@
 
 One database file in the state folder, WAL mode, every write in its own short transaction,
 so a killed process leaves it consistent; an execution whose process died while it was
-``Executing`` is marked Failed ("interrupted") the next time the history is opened.
+``Executing`` is marked Failed ("interrupted") the next time the history is opened. A
+read-only history can be read; SQLite faults become a `StateError` naming the file
+(`store.state`). A step run whose stored outputs ``doctor --repair`` found damaged is marked
+``invalid`` (with the reason) and is never reused again.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import socket
 import sqlite3
 import time
 from contextlib import closing, contextmanager
-from pathlib import Path
 from typing import Any
+
+from .state import connect, ensure_folder, guarded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pipeline_versions (
@@ -29,7 +33,7 @@ CREATE TABLE IF NOT EXISTS step_runs (
     execution_id TEXT NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
     start REAL, end REAL, attempts INTEGER NOT NULL DEFAULT 0, cache_key TEXT, key_parts TEXT,
     cache_source TEXT, outputs TEXT, metadata TEXT, stdout TEXT, stderr TEXT,
-    failure_reason TEXT, traceback TEXT, why TEXT,
+    failure_reason TEXT, traceback TEXT, why TEXT, invalid TEXT,
     PRIMARY KEY (execution_id, step));
 CREATE INDEX IF NOT EXISTS step_runs_by_key ON step_runs (cache_key, status);
 CREATE INDEX IF NOT EXISTS step_runs_by_step ON step_runs (step, end);
@@ -40,27 +44,38 @@ INTERRUPTED = ("Interrupted: the process running this execution ended (killed or
 
 class History:
     def __init__(self, home: str | os.PathLike):
-        self.path = Path(home) / "history.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                     check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        self.mark_interrupted()
+        self.path = ensure_folder(home) / "history.db"
+        self._conn, self.read_only = connect(self.path, "history")
+        with guarded(self.path, "history"):
+            if not self.read_only:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(_SCHEMA)
+                if "invalid" not in self._columns():  # a history from before `invalid`
+                    try:
+                        self._conn.execute("ALTER TABLE step_runs ADD COLUMN invalid TEXT")
+                    except sqlite3.OperationalError:  # another process added it meanwhile
+                        pass
+            self._valid = " AND invalid IS NULL" if "invalid" in self._columns() else ""
+        if not self.read_only:
+            self.mark_interrupted()
 
     def close(self) -> None:
         self._conn.close()
 
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self._conn.execute("PRAGMA table_info(step_runs)")}
+
     @contextmanager
     def _tx(self):
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+        with guarded(self.path, "history"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     # -- writing ---------------------------------------------------------------------------
     def record_version(self, pipeline: str, digest: str, definition: dict) -> int:
@@ -111,6 +126,14 @@ class History:
                            "WHERE execution_id = ? AND status = 'Executing'", (INTERRUPTED, eid))
         return dead
 
+    def mark_invalid(self, digest: str, reason: str) -> int:
+        """Never reuse again the step runs whose outputs include artifact ``digest``; the
+        number of runs marked."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE step_runs SET invalid = ? WHERE invalid IS NULL AND outputs "
+                             "LIKE ?", (reason, f'%"{digest}"%'))
+        return cur.rowcount
+
     # -- reading -----------------------------------------------------------------------------
     def executions(self, pipeline: str | None = None, limit: int | None = None) -> list[dict]:
         sql = "SELECT * FROM executions"
@@ -139,7 +162,7 @@ class History:
     def cached_run(self, cache_key: str, not_before: float | None = None) -> dict | None:
         """The newest successful run with this key (not older than ``not_before``)."""
         sql = ("SELECT * FROM step_runs WHERE cache_key = ? AND status IN ('Succeeded', 'Cached') "
-               "AND outputs IS NOT NULL")
+               "AND outputs IS NOT NULL" + self._valid)
         args: list[Any] = [cache_key]
         if not_before is not None:  # the result's age counts from when a step made it
             sql += " AND status = 'Succeeded' AND end >= ?"
@@ -151,12 +174,12 @@ class History:
         sql = ("SELECT r.* FROM step_runs r JOIN executions e ON e.id = r.execution_id "
                "WHERE r.step = ? AND e.pipeline = ?")
         if succeeded:
-            sql += " AND r.status IN ('Succeeded', 'Cached') AND r.outputs IS NOT NULL"
+            sql += " AND r.status IN ('Succeeded', 'Cached') AND r.outputs IS NOT NULL" + self._valid
         rows = self._rows(sql + " ORDER BY r.end DESC LIMIT 1", [step, pipeline])
         return self._run(rows[0]) if rows else None
 
     def _rows(self, sql: str, args) -> list[sqlite3.Row]:
-        with closing(self._conn.cursor()) as cur:
+        with guarded(self.path, "history"), closing(self._conn.cursor()) as cur:
             cur.row_factory = sqlite3.Row
             return cur.execute(sql, args).fetchall()
 

@@ -61,6 +61,10 @@ class Recorder:
         if run is None:
             record.why = self.why(step.name, record.key_parts, step.cache_expire)
             return None
+        damaged = damaged_output(run, self.artifacts)
+        if damaged:
+            record.why = f"{damaged}, so it ran again to store it afresh"
+            return None
         source = run["cache_source"] or run["execution_id"]
         return stored_record(run, self.artifacts, status="Cached", reused_from=source)
 
@@ -91,32 +95,51 @@ class Recorder:
                                          execution.parameters, execution.start_time, self.retry_of)
             for reused in execution.steps.values():
                 if reused.status == "Cached":
-                    self.history.record_step(execution.id, run_row(reused))
+                    self.history.record_step(execution.id, run_row(reused, self.artifacts))
         elif event in ("step_started", "step_finished") and record is not None:
-            self.history.record_step(execution.id, run_row(record))  # a kill leaves a trace
+            self.history.record_step(execution.id, run_row(record, self.artifacts))  # a kill leaves a trace
         elif event == "execution_finished":
             self.history.finish_execution(execution.id, execution.status, execution.end_time,
                                           execution.failure_reason)
 
 
+def damaged_output(run: dict, artifacts: ArtifactStore) -> str | None:
+    """Why a stored run cannot be reused (an output missing or corrupt), or None."""
+    for name, doc in (run["outputs"] or {}).items():
+        ref = ArtifactRef.from_dict(doc)
+        artifacts.vouch(ref, doc.get("seen"))
+        problem = artifacts.check(ref)
+        if problem:
+            return f"stored output `{name}` of step {run['step']} is {problem} ({artifacts.path(ref)})"
+    return None
+
+
 def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
                   reused_from: str | None) -> StepRecord:
-    """A record standing for a stored step run: its outputs load from the store on first use."""
+    """A record standing for a stored step run: its outputs load from the store on first use,
+    verified against their digests."""
     now = time.time()
     refs = {n: ArtifactRef.from_dict(d) for n, d in (run["outputs"] or {}).items()}
+    names = {ref.digest: n for n, ref in refs.items()}
+    for name, ref in refs.items():
+        artifacts.vouch(ref, run["outputs"][name].get("seen"))
+
+    def load(ref: ArtifactRef):
+        return artifacts.get(ref, step=run["step"], output=names.get(ref.digest))
+
     return StepRecord(run["step"], run["kind"], status=status, start=now, end=now,
                       metadata=run["metadata"] or {}, stdout=run["stdout"] or "",
                       stderr=run["stderr"] or "", outputs=dict(refs), refs=refs,
                       reused_from=reused_from, cache_key=run["cache_key"],
-                      key_parts=run["key_parts"], loader=artifacts.get)
+                      key_parts=run["key_parts"], loader=load)
 
 
-def run_row(record: StepRecord) -> dict:
+def run_row(record: StepRecord, artifacts: ArtifactStore) -> dict:
     return {
         "step": record.name, "kind": record.kind, "status": record.status, "start": record.start,
         "end": record.end, "attempts": record.attempts, "cache_key": record.cache_key,
         "key_parts": record.key_parts, "cache_source": record.reused_from,
-        "outputs": ({n: r.as_dict() for n, r in record.refs.items()}
+        "outputs": ({n: {**r.as_dict(), "seen": artifacts.seen(r)} for n, r in record.refs.items()}
                     if record.status in ("Succeeded", "Cached") else None),
         "metadata": record.metadata or None, "stdout": record.stdout, "stderr": record.stderr,
         "failure_reason": record.failure_reason, "traceback": record.traceback, "why": record.why,

@@ -13,7 +13,7 @@ from ..execution import Execution, StepRecord
 from ..graph import Graph
 from .artifacts import ArtifactStore
 from .history import History
-from .recorder import Recorder, stored_record
+from .recorder import Recorder, damaged_output, stored_record
 
 TERMINAL = ("Succeeded", "Cached")
 
@@ -50,8 +50,8 @@ class Workspace:
             if statuses is None or doc["status"] in statuses:
                 return doc
         wanted = f" {'/'.join(statuses)}" if statuses else ""
-        raise PipelineError(f"There is no{wanted} execution of `{pipeline}` in the history at "
-                            f"{self.home} yet.")
+        of = f" of `{pipeline}`" if pipeline else ""
+        raise PipelineError(f"There is no{wanted} execution{of} in the history at {self.home} yet.")
 
     def load(self, doc: dict) -> Execution:
         """An `Execution` rebuilt from the history; outputs load from the store when read."""
@@ -101,7 +101,7 @@ class Workspace:
             if run is None:
                 continue
             keyed = recorder.key(graph.steps[name], reused)
-            if keyed and keyed[0] == run["cache_key"]:
+            if keyed and keyed[0] == run["cache_key"] and not damaged_output(run, self.artifacts):
                 reused[name] = self.record(run, status="Cached",
                                            reused_from=run["cache_source"] or execution_id)
         return reused
@@ -114,11 +114,13 @@ class Workspace:
             step = graph.steps[name]
             keyed = recorder.key(step, records)
             run = self.history.cached_run(keyed[0]) if keyed else None
-            if run is None:
+            damaged = damaged_output(run, self.artifacts) if run else None
+            if run is None or damaged:
+                state = damaged or ("it has no stored result valid for the current code, inputs "
+                                    "and parameters")
                 raise PipelineError(
-                    f"Step `{name}` is needed by the steps selected to run, but it has no stored "
-                    "result valid for the current code, inputs and parameters. Run it first "
-                    f"(e.g. include it with --from/--only, or `%pipeline run --to {name}`)."
+                    f"Step `{name}` is needed by the steps selected to run, but {state}. Run it "
+                    f"first (e.g. include it with --from/--only, or `%pipeline run --to {name}`)."
                 )
             records[name] = self.record(run, status="Cached",
                                         reused_from=run["cache_source"] or run["execution_id"])
