@@ -1,7 +1,9 @@
 """``jupyter-pipelines``: run and show notebook pipelines from a shell.
 
-Exit codes: 0 the execution Succeeded; 1 it Failed or was Stopped; 2 usage or definition
-errors (a bad argument, notebook, parameter or graph).
+Exit codes (`EXIT_CODES`, printed by ``--help``): 0 the execution Succeeded (or the command
+did what it was asked); 1 the execution Failed or was Stopped; 2 a usage or definition error
+(a bad argument, notebook, definition, parameter or graph); 3 the state folder or the store
+cannot be used (a corrupt or read-only database, a missing or corrupt artifact).
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import definition_cli, history_cli, registry_cli
-from .errors import PipelineError
+from . import definition_cli, doctor_cli, history_cli, registry_cli
+from .errors import PipelineError, StateError
 from .execution import Execution
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE, EXIT_STATE = 0, 1, 2, 3
+EXIT_CODES = """exit codes:
+  0  the execution Succeeded (or the command did what it was asked)
+  1  the execution Failed or was Stopped
+  2  a usage or definition error: a bad argument, notebook, definition, parameter or graph
+  3  the state folder or the store cannot be used: a corrupt or read-only database, a state
+     path that is a file, a missing or corrupt artifact (`jupyter-pipelines doctor` checks it)"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="jupyter-pipelines",
+        prog="jupyter-pipelines", epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run and inspect pipelines written as %%step cells in Jupyter notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a notebook's (or a definition JSON's) pipeline headless")
@@ -34,14 +45,33 @@ def main(argv: list[str] | None = None) -> int:
     definition_cli.add_commands(sub)
     history_cli.add_commands(sub)
     registry_cli.add_commands(sub)
+    doctor_cli.add_commands(sub)
     args = parser.parse_args(argv)
     commands = {"run": _run, "show": _show, "registry": registry_cli.run, **history_cli.COMMANDS,
-                **definition_cli.COMMANDS}
+                **definition_cli.COMMANDS, **doctor_cli.COMMANDS}
     try:
         return commands[args.command](args)
+    except StateError as exc:
+        return _error(exc, EXIT_STATE)
     except PipelineError as exc:
+        return _error(exc, EXIT_USAGE)
+    except BrokenPipeError:  # `... | head` closed the pipe: the reader has what it wanted
+        _quiet_stdout()
+        return EXIT_SUCCEEDED
+
+
+def _error(exc: Exception, code: int) -> int:
+    try:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # pragma: no cover - stderr closed too
+        pass
+    return code
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at devnull so the interpreter's final flush is silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def add_run_options(run) -> None:
@@ -71,9 +101,10 @@ def run_pipeline(pipeline, argv: list[str] | None = None, *, folder: str | Path 
         pipeline.home = default_home(beside=Path(folder).resolve())
     try:
         return _start(pipeline, args, Path(folder))
+    except StateError as exc:
+        return _error(exc, EXIT_STATE)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc, EXIT_USAGE)
 
 
 def _show(args) -> int:
@@ -86,7 +117,11 @@ def _show(args) -> int:
     if args.svg:
         Path(args.svg).write_text(static_svg(pipeline.name, pipeline.parameters, graph))
         print(f"wrote {args.svg}", file=sys.stderr)
-    shown = (to_dot if args.dot else to_text)(pipeline.name, pipeline.parameters, graph)
+    # A structure-only drawing: nothing ran, so no statuses, durations or condition operands.
+    if args.dot:
+        shown = to_dot(pipeline.name, pipeline.parameters, graph, status_lines=False)
+    else:
+        shown = to_text(pipeline.name, pipeline.parameters, graph)
     print(shown)
     return 0
 
@@ -128,7 +163,7 @@ def execute(start, total: int, folder: Path, args) -> int:
         print(json.dumps(doc, indent=2, default=repr))
     else:
         _print_summary(execution, Console(), getattr(args, "verbose", False))
-    return 0 if execution.status == "Succeeded" else 1
+    return EXIT_SUCCEEDED if execution.status == "Succeeded" else EXIT_FAILED
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """``jupyter-pipelines registry list|describe|approve|reject``: the model registry from a shell.
 
 `add_commands` adds the ``registry`` command to the main parser's subparsers; `run` carries it
-out and returns the exit code (0). Registry mistakes (an unknown group or version) raise
-`RegistryError`, which ``jupyter-pipelines`` prints and turns into exit code 2.
+out and returns the exit code (0). The registry is the one in the state folder `locate` finds
+(``--notebook NB``, ``--home DIR``, ``$JUPYTER_PIPELINES_HOME``, ``./.jupyter_pipelines``, or
+the one below the working directory that holds a registry). Registry mistakes (an unknown group
+or version) raise `RegistryError`, which ``jupyter-pipelines`` prints and turns into exit code 2.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from .locate import REGISTRY, add_location_options, state_folder
 
 ACTIONS = ("list", "describe", "approve", "reject")
 
@@ -33,9 +37,7 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
                                 help="only this model package group (default: every group)")
         parser.add_argument("--json", action="store_true",
                             help="print JSON with SageMaker's field names instead of text")
-        parser.add_argument("--home", metavar="DIR", type=Path,
-                            help="the state folder holding registry.db (default: "
-                                 "$JUPYTER_PIPELINES_HOME or ./.jupyter_pipelines)")
+        add_location_options(parser)
         return parser
 
     action("list", "list the model package versions, of one group or all", version=False)
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     """Carry out a parsed ``registry`` command; 0 on success (errors raise PipelineError)."""
     from . import registry
 
-    home = args.home or registry.default_home()
+    home = state_folder(args, REGISTRY)
     command = args.registry_command
     if command == "list":
         packages = registry.list_packages(args.group, home=home, missing_ok=False)
@@ -82,27 +84,22 @@ def _print_json(doc: dict) -> None:
 
 def _print_table(packages, home) -> None:
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
+
+    from .tables import Column, print_table
 
     console = Console(file=sys.stdout)
     if not packages:
         console.print(f"No models registered in {Path(home) / 'registry.db'}.", markup=False,
                       highlight=False)
         return
-    table = Table(title="Model registry")
-    table.add_column("group", overflow="fold")
-    table.add_column("version", justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("metrics", overflow="fold")
-    table.add_column("execution", overflow="fold")
-    table.add_column("step", overflow="fold")
+    columns = [Column("group", head=True), Column("version", head=True, justify="right"),
+               Column("status", head=True), Column("created", head=True),
+               Column("execution", whole=True), Column("step"), Column("metrics", fold=True)]
     colours = {"Approved": "green", "Rejected": "red", "PendingManualApproval": "yellow"}
-    for p in packages:
-        metrics = "" if p.metrics is None else json.dumps(p.metrics, default=str)
-        table.add_row(Text(p.group), str(p.version),  # Text: names are never markup
-                      Text(p.approval_status, style=colours.get(p.approval_status, "")),
-                      p.created[:19].replace("T", " "), Text(metrics), Text(p.execution_id or ""),
-                      Text(p.step_name or ""))
-    console.print(table)
+    rows = [[p.group, f"v{p.version}", Text(p.approval_status, style=colours.get(p.approval_status, "")),
+             p.created[:19].replace("T", " "), p.execution_id or "", p.step_name or "",
+             "" if p.metrics is None else json.dumps(p.metrics, default=str)] for p in packages]
+    console.print(f"Registry: {Path(home) / 'registry.db'}", soft_wrap=True, markup=False,
+                  highlight=False)
+    print_table(console, "Model package versions", columns, rows)

@@ -7,38 +7,41 @@ notebook's namespace for inspection.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ExecutionFailed, IsolationError, RunError, StepFailed
+from .errors import DefinitionError, ExecutionFailed, IsolationError, RunError, StepFailed
 from .execution import Execution, StepRecord
 from .graph import unknown_input
-from .parameters import parse_parameters_cell, pipeline_name
+from .locate import kernel_notebook, notebook_home
+from .parameters import check_not_an_output, parse_parameters_cell, pipeline_name
 from .pipeline import Pipeline
 from .run.protect import protect
 from .source import Context
 from .steps import Step, make_step
 
 
-def notebook_name() -> str:
-    """The notebook's name if the front end tells the kernel (JupyterLab, VS Code)."""
-    path = os.environ.get("JPY_SESSION_NAME") or ""
-    stem = Path(path).stem if path.endswith(".ipynb") else ""
-    return pipeline_name(stem)
+def notebook_name(notebook: Path | None = None) -> str:
+    """The pipeline's name: the notebook's (as ``jupyter-pipelines run`` names it) when the
+    front end tells the kernel which notebook it runs (see `locate.kernel_notebook`), else
+    ``pipeline``."""
+    return pipeline_name(notebook.stem) if notebook is not None else "pipeline"
 
 
 class Session:
     def __init__(self, shell):
         self.shell = shell
-        self.pipeline = Pipeline(notebook_name())
+        # the same notebook is the same pipeline (name, state folder) here and on the CLI
+        self.notebook = kernel_notebook(shell.user_ns)
+        self.pipeline = Pipeline(notebook_name(self.notebook), home=notebook_home(self.notebook))
         # Cells run before the extension was loaded are in the history (when it is kept);
         # later ones arrive through the post_run_cell event, which fires also for front ends
         # that do not store history (nbval, some test harnesses).
         history = shell.user_ns.get("In", [])
         self._cells: list[str] = [c for c in history if isinstance(c, str) and _defines(c)]
         self._loaded: list[str] = []  # the context of a loaded definition, before the cells
+        self._step_cells: dict[str, tuple[str, str, Step]] = {}  # step -> (cell id, label, step)
         shell.events.register("post_run_cell", self._on_cell)
 
     def close(self) -> None:
@@ -75,13 +78,20 @@ class Session:
     # -- defining and running ----------------------------------------------------------------
     def define_parameters(self, code: str) -> list:
         params = parse_parameters_cell(code)
+        for p in params:  # all checked before any is set: a refused cell changes nothing
+            check_not_an_output(p.name, self.pipeline.steps, "The parameters cell was not applied: ")
         for p in params:
             self.pipeline.add_parameter(p.name, p.default)
             self.shell.user_ns[p.name] = p.default
         return params
 
-    def define_step(self, name: str, code: str, kind: str, **kwargs: Any) -> Step:
+    def define_step(self, name: str, code: str, kind: str, *, source: str | None = None,
+                    **kwargs: Any) -> Step:
+        """Define (or redefine) step ``name``. ``source`` is the cell's first line, to name the
+        cell if another cell later defines a step of the same name."""
         self.refresh_context()
+        cell = _cell_id(self.shell)
+        _refuse_other_cell(self._step_cells.get(name), self.pipeline.steps.get(name), name, cell)
         step = make_step(name, code, kind, **kwargs)
         previous = self.pipeline.steps.get(name)
         self.pipeline.add_step(step)
@@ -93,13 +103,17 @@ class Session:
             else:
                 self.pipeline.steps[name] = previous
             raise
+        if cell is not None:
+            self._step_cells[name] = (cell, _cell_label(self.shell, source or code), step)
         return step
 
     def reset(self) -> None:
         """Forget every step and parameter, and what a loaded definition brought (its name
         and context)."""
         self.pipeline.reset()
-        self.pipeline.name = notebook_name()
+        self.notebook = kernel_notebook(self.shell.user_ns)
+        self.pipeline.name = notebook_name(self.notebook)
+        self.pipeline.home = notebook_home(self.notebook)
         self._loaded = []
 
     # -- the definition JSON -----------------------------------------------------------------
@@ -211,3 +225,43 @@ def _failure(record: StepRecord) -> Exception:
     if record.kind == "fail":
         return ExecutionFailed(f"Fail step `{record.name}`: {record.failure_reason}")
     return RunError(record.failure_reason or f"Step `{record.name}` failed.")
+
+
+def _refuse_other_cell(known: tuple | None, current: Step | None, name: str,
+                       cell: str | None) -> None:
+    """Re-running a cell replaces its step; a different cell reusing the name is a mistake
+    (the first cell's step would silently vanish). Without a cell id (a plain IPython shell)
+    there is no telling cells apart, so the step is replaced."""
+    if cell is None or known is None or known[0] == cell:
+        return
+    if current is not known[2]:  # removed, reset or redefined since
+        return
+    raise DefinitionError(
+        f"Step `{name}` is already defined by another cell ({known[1]}). Each step is defined "
+        f"by one cell: rename one of them, or run `%pipeline remove {name}` first to move the "
+        "step to this cell. The existing step was left unchanged.")
+
+
+def _cell_id(shell) -> str | None:
+    """The id of the cell being run: JupyterLab and Notebook 7 send it as ``cellId`` in the
+    execute_request's metadata, which ipykernel keeps as the shell's parent header. Tests
+    (and other front ends) may set ``shell.parent_header`` likewise."""
+    parent = getattr(shell, "parent_header", None)
+    if not parent:
+        kernel = getattr(shell, "kernel", None)
+        get_parent = getattr(kernel, "get_parent", None)
+        try:
+            parent = get_parent("shell") if callable(get_parent) else None
+        except Exception:  # an older ipykernel without channels: no cell id, today's behaviour
+            parent = None
+    metadata = parent.get("metadata") if isinstance(parent, dict) else None
+    cell = metadata.get("cellId") if isinstance(metadata, dict) else None
+    return cell if isinstance(cell, str) and cell else None
+
+
+def _cell_label(shell, source: str) -> str:
+    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    first = first if len(first) <= 60 else first[:57] + "..."
+    count = getattr(shell, "execution_count", None)
+    run = f", last run as In [{count}]" if isinstance(count, int) and count > 0 else ""
+    return f"the cell starting `{first}`{run}"

@@ -156,7 +156,8 @@ def test_run_json_success(json_run, abalone, abalone_steps):
     (package,) = registry.list_packages(home=abalone.parent / "state-json")
     assert package.execution_id == doc["PipelineExecutionArn"]
     assert package.step_name == "AbaloneRegisterModel"
-    assert (abalone.parent / "abalone-synthetic.csv").is_file()  # data made beside the notebook
+    assert (abalone.parent / "state-json" / "data" / "abalone-synthetic.csv").is_file()  # in the state
+    assert not (abalone.parent / "abalone-synthetic.csv").exists()  # folder, not beside the notebook
 
 
 def test_run_fail_branch(fail_run, abalone_steps):
