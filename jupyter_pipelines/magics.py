@@ -14,7 +14,7 @@ from .parameters import parse_assignments
 from .session import Session
 
 COMMANDS = ("run", "show", "steps", "remove", "reset", "executions", "describe", "why", "retry",
-            "definition", "load")
+            "definition", "load", "doctor")
 STEP_KINDS = ("processing", "training", "condition", "fail", "register-model", "create-model",
               "transform")
 _OPTION_FLAGS = ("model", "if_steps", "else_steps", "group", "approval_status", "metrics",
@@ -74,7 +74,7 @@ class PipelineMagics(Magics):
         spec = parse_step_line(line)
         name = spec.pop("name")
         code = self.shell.transform_cell(cell) if cell.strip() else ""
-        self.session.define_step(name, code, **spec)
+        self.session.define_step(name, code, source=f"%%step {line.strip()}", **spec)
         self.session.run_step(name)
 
     @magic_arguments()
@@ -84,7 +84,8 @@ class PipelineMagics(Magics):
                    "executions: list recorded executions; describe [EXECUTION]: one execution; "
                    "why STEP: why a step ran; retry [EXECUTION]: resume a failed execution; "
                    "definition: the SageMaker-format definition JSON; load FILE: the pipeline "
-                   "of a definition JSON.")
+                   "of a definition JSON; doctor: check the state folder (--repair marks what "
+                   "is broken).")
     @argument("names", nargs="*", help="remove: step(s); why: a step; describe/retry: an "
                                        "execution; load: a .json file.")
     @argument("--param", "-p", action="append", metavar="NAME=VALUE",
@@ -97,6 +98,8 @@ class PipelineMagics(Magics):
     @argument("--out", "-o", metavar="FILE", help="definition: write the JSON to FILE.")
     @argument("--view-only", action="store_true",
               help="load: draw the definition without replacing the notebook's pipeline.")
+    @argument("--repair", action="store_true",
+              help="doctor: mark broken stored results so the next run recomputes them.")
     @line_magic
     def pipeline(self, line: str):
         """Run, show or change the notebook's pipeline. ``ex = %pipeline run`` keeps the
@@ -114,6 +117,10 @@ class PipelineMagics(Magics):
             raise UsageError("--out is for %pipeline definition.")
         if args.view_only and args.command != "load":
             raise UsageError("--view-only is for %pipeline load.")
+        if args.repair and args.command != "doctor":
+            raise UsageError("--repair is for %pipeline doctor.")
+        if args.command == "doctor":
+            return pipe.doctor(repair=args.repair)
         if args.command == "definition":
             return self.session.definition(_text(args.out))
         if args.command == "load":
@@ -130,6 +137,11 @@ class PipelineMagics(Magics):
             import pandas as pd
 
             rows = pipe.list_executions()
+            if not rows:  # say where it looked and under which name (locate.py)
+                from .locate import no_executions_text
+
+                print(no_executions_text(pipe.name, pipe.state_dir, self.session.notebook,
+                                         kernel=True))
             return pd.DataFrame(rows).set_index("PipelineExecutionArn") if rows else pd.DataFrame()
         if args.command == "describe":
             return pipe.load_execution(args.names[0] if args.names else None)

@@ -18,18 +18,18 @@ def load_pipeline(path: str | Path) -> Pipeline:
     path = Path(path)
     if path.suffix.lower() != ".json":
         return load_notebook(path)
-    if not path.is_file():
-        raise DefinitionError(f"Definition file {str(path)!r} does not exist. Give the path of a "
-                              "pipeline definition .json file (or of a notebook).")
     from .definition import from_definition
+    from .definition.load import read_file
 
+    read_file(path)  # a missing file or a folder named before the state folder is looked up
     return from_definition(path, home=default_home(beside=path.resolve().parent))
 
 
 def load_notebook(path: str | Path) -> Pipeline:
     path = Path(path)
     if not path.is_file():  # before the imports below, which take a second
-        raise DefinitionError(f"Notebook {str(path)!r} does not exist. Give the path of an .ipynb file.")
+        found = "is a folder" if path.is_dir() else "does not exist"
+        raise DefinitionError(f"Notebook {str(path)!r} {found}. Give the path of an .ipynb file.")
 
     import nbformat
     from IPython.core.error import UsageError
@@ -58,6 +58,7 @@ def load_notebook(path: str | Path) -> Pipeline:
                     pipeline.add_parameter(p.name, p.default)
             elif magic and magic[0] == "%%step":
                 spec = parse_step_line(magic[1] if len(magic) > 1 else "")
+                _refuse_duplicate(spec["name"], step_cells)
                 step_cells.append((where, spec, transform(body) if body.strip() else ""))
             else:
                 context_cells.append(transform(cell.source))
@@ -81,3 +82,14 @@ def load_notebook(path: str | Path) -> Pipeline:
         exc.args = (f"{path.name}: {exc}",)
         raise
     return pipeline
+
+
+def _refuse_duplicate(name: str, step_cells: list) -> None:
+    """In a kernel the later cell would replace the earlier one's step; headless that would
+    silently drop a step the notebook shows, so it is an error naming both cells."""
+    for where, spec, _ in step_cells:
+        if spec["name"] == name:
+            raise DefinitionError(
+                f"step `{name}` is already defined by an earlier cell ({where}). Each step is "
+                "defined by one %%step cell: rename one of them, or delete the one you no longer "
+                "need.")

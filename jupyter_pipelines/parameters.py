@@ -6,10 +6,11 @@ from __future__ import annotations
 import ast
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NameRuleError, ParameterError, did_you_mean
+from .errors import DuplicateOutputError, NameRuleError, ParameterError, did_you_mean
 
 NAME_RULE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TYPES = {bool: "Boolean", int: "Integer", float: "Float", str: "String"}
@@ -55,7 +56,7 @@ class Parameter:
     def __post_init__(self) -> None:
         check_name(self.name, "Parameter")
         if self.type_name is not None:
-            if self.type_name not in PYTHON_TYPES:
+            if not isinstance(self.type_name, str) or self.type_name not in PYTHON_TYPES:
                 raise ParameterError(
                     f"Parameter `{self.name}` has type {self.type_name!r}; the types are "
                     f"{', '.join(PYTHON_TYPES)}.")
@@ -81,6 +82,11 @@ class Parameter:
                 "must be a finite number (JSON, and so a pipeline definition, has no NaN or "
                 "infinity). Give it a finite default.")
         if self.enum_values is not None:
+            if isinstance(self.enum_values, (str, bytes, Mapping)) or not hasattr(
+                    self.enum_values, "__iter__"):
+                raise ParameterError(
+                    f"Parameter `{self.name}`: enum_values must be a list of the allowed values "
+                    f"(e.g. enum_values=['a', 'b']); got {_short(self.enum_values)}.")
             object.__setattr__(self, "enum_values", tuple(self.enum_values))
             self.check_enum(self.default)
 
@@ -109,14 +115,25 @@ class Parameter:
                 result = value
             else:
                 raise ValueError
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ParameterError(
                 f"Parameter `{self.name}` is {_a(self.type)} (default {self.default!r}), but the "
                 f"value given was {value!r}, which is not a valid {self.type}. "
                 + _HINTS[self.type]
             ) from None
+        if kind is float and not math.isfinite(result):
+            raise ParameterError(
+                f"Parameter `{self.name}` is a Float (default {self.default!r}), but the value "
+                f"given was {value!r}, which is not a finite number. A Float parameter's value must "
+                "be finite (JSON, and so a pipeline definition and the run's history, has no NaN "
+                "or infinity). " + _HINTS["Float"])
         self.check_enum(result)
         return result
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _a(word: str) -> str:
@@ -174,8 +191,19 @@ def parse_parameters_cell(code: str) -> list[Parameter]:
 def resolve(parameters: dict[str, Parameter], overrides: dict[str, Any] | None) -> dict[str, Any]:
     """The values a run uses: defaults, replaced by parsed overrides."""
     values = {name: p.default for name, p in parameters.items()}
-    overrides = overrides or {}
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, Mapping):
+        raise ParameterError(
+            f"The parameters of a run must be a dict of parameter name to value, e.g. "
+            f"start(parameters={{'mse_threshold': 3.0}}); got {_short(overrides)} "
+            f"({type(overrides).__name__}).")
     for name, value in overrides.items():
+        if not isinstance(name, str):
+            raise ParameterError(
+                f"The parameters of a run are keyed by parameter name (a str); got the key "
+                f"{_short(name)} ({type(name).__name__}). The pipeline's parameters are: "
+                f"{', '.join(f'`{n}`' for n in parameters) or 'none'}.")
         if name not in parameters:
             known = ", ".join(f"`{n}`" for n in parameters) or "none"
             raise ParameterError(
@@ -193,6 +221,9 @@ def resolve(parameters: dict[str, Parameter], overrides: dict[str, Any] | None) 
 
 def check_variable_name(name: str) -> str:
     """A parameter a step reads is a Python variable, so its name must be an identifier."""
+    if not isinstance(name, str):
+        raise NameRuleError(f"A parameter's name must be a str; got {_short(name)} "
+                            f"({type(name).__name__}).")
     if not name.isidentifier():
         raise NameRuleError(
             f"Parameter name {name!r} must also be a Python identifier, since steps read it "
@@ -212,3 +243,26 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
             )
         out[name.strip()] = value
     return out
+
+
+def check_not_an_output(name: str, steps: Mapping[str, Any], where: str = "") -> None:
+    """A parameter and a step output with one name would overwrite each other in the
+    notebook and make the DAG ambiguous: refuse it when the parameter is declared."""
+    for step in steps.values():
+        if name in step.outputs:
+            raise DuplicateOutputError(
+                f"{where}Parameter `{name}` has the name of an output of step `{step.name}` "
+                f"(a step assigns `{name}`), so the two would overwrite each other. Rename the "
+                f"parameter, or rename the output in step `{step.name}` (or make it private as "
+                f"`_{name}`). Nothing was changed.")
+
+
+def check_no_output_is_a_parameter(step: Any, parameters: Mapping[str, Any], replacing: bool) -> None:
+    """`check_not_an_output` seen from the step being added."""
+    clash = next((o for o in step.outputs if o in parameters), None)
+    if clash is not None:  # refused now, not at the next run
+        raise DuplicateOutputError(
+            f"Step `{step.name}` outputs `{clash}`, which is also a parameter, so the two would "
+            f"overwrite each other. Rename the output in step `{step.name}` (or make it private "
+            f"as `_{clash}`), or rename the parameter. The step was not "
+            + ("changed." if replacing else "added."))

@@ -17,7 +17,7 @@ from .execution import Execution, Listener, StepRecord
 from .graph import Graph, build, unknown_input
 from .parameters import Parameter
 from .registry import default_home
-from .run import runner
+from .run import arguments, runner
 from .run.executors import InKernelExecutor
 from .source import Context
 from .steps import RunContext, Step, make_step
@@ -65,17 +65,21 @@ class Pipeline:
     def add_parameter(self, name: str, default: Any, *, enum_values=None,
                       type_name: str | None = None) -> Parameter:
         """Add (or replace) a parameter; its type is that of ``default`` unless ``type_name``
-        (String, Integer, Float, Boolean) says so (then ``default`` may be None: required)."""
+        (String, Integer, Float, Boolean) says so (then ``default`` may be None: required).
+        The name of a step's output is refused (`DuplicateOutputError`)."""
         param = Parameter(params_mod.check_variable_name(name), default, enum_values, type_name)
+        params_mod.check_not_an_output(name, self.steps)
         self.parameters[name] = param
         self._graph = None
         return param
 
     def add_step(self, name: str | Step, code: str = "", kind: str = "processing", *,
                  inputs=None, outputs=None, depends_on=None, **options) -> Step:
-        """Add (or replace) a step. ``options`` are the kind's flags in snake_case."""
+        """Add (or replace) a step. ``options`` are the kind's flags in snake_case. An output
+        named like a parameter is refused (`DuplicateOutputError`); the graph is checked at run."""
         step = name if isinstance(name, Step) else make_step(
             name, code, kind, inputs=inputs, outputs=outputs, depends_on=depends_on, **options)
+        params_mod.check_no_output_is_a_parameter(step, self.parameters, step.name in self.steps)
         self.steps[step.name] = step
         self._graph = None
         return step
@@ -157,6 +161,7 @@ class Pipeline:
         other steps they need come from the store); ``cache=False`` runs every step afresh.
         In a notebook (``display`` None) or with ``display=True`` the live DAG widget is shown
         and updated while it runs."""
+        arguments.check_selection(from_step, to_step, only)
         select = (from_step, to_step, tuple(only or ())) if (from_step or to_step or only) else None
         return self._execute(parameters, select=select, executor=executor, listeners=listeners,
                              echo=echo, display=_in_notebook() if display is None else display,
@@ -184,6 +189,7 @@ class Pipeline:
 
     def _execute(self, overrides, *, target=None, select=None, retry_of=None, executor=None,
                  listeners=(), echo=False, display=False, cache=True) -> Execution:
+        arguments.check_executor(executor, listeners)
         values = params_mod.resolve(self.parameters, overrides)
         graph, names = self._selection(target)
         external = [graph.steps[n] for n in names if graph.steps[n].kind == "aws"]
@@ -276,6 +282,13 @@ class Pipeline:
         """A recorded execution (default: the latest), also after a kernel restart."""
         workspace = self._require_store("history")
         return workspace.load(workspace.find(execution_id, self.name))
+
+    def doctor(self, *, repair: bool = False):
+        """Check the state folder (databases, every stored artifact re-hashed, interrupted
+        executions); ``repair`` marks what is broken so the next run recomputes it. A `Report`."""
+        from .store.doctor import doctor
+
+        return doctor(self._require_store("doctor").home, store=self.store, repair=repair)
 
     def why(self, step: str) -> str:
         """Why ``step`` ran (or was reused) in its latest recorded run."""

@@ -53,6 +53,20 @@ __all__ = ["APPROVAL_STATUSES", "DB_NAME", "VERSION_ALIASES", "ModelPackage", "R
            "load_model", "register", "reject", "update_approval_status"]
 
 
+def _check_group(group: Any) -> None:
+    """The register-model step's rule (`check_name`), so a group registered from Python is one
+    a pipeline step (and SageMaker) can name too."""
+    from .errors import NameRuleError
+    from .parameters import check_name
+
+    try:
+        check_name(group, "Model package group")
+    except NameRuleError as exc:
+        empty = isinstance(group, str) and not group.strip()
+        raise RegistryError(("A model package group must be a non-empty name. " if empty else "")
+                            + str(exc)) from None
+
+
 # -- the API --------------------------------------------------------------------------------
 
 def register(group: str, model: Any, *, approval_status: str = "PendingManualApproval",
@@ -67,8 +81,7 @@ def register(group: str, model: Any, *, approval_status: str = "PendingManualApp
     """
     from .store.serialize import SerializationError, encode
 
-    if not isinstance(group, str) or not group.strip():
-        raise RegistryError(f"A model package group must be a non-empty name; got {group!r}.")
+    _check_group(group)
     if approval_status not in APPROVAL_STATUSES:
         raise RegistryError(
             f"Approval status {approval_status!r} is not one of {list(APPROVAL_STATUSES)}."

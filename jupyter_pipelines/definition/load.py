@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import PipelineError
+from ..errors import DefinitionError, PipelineError
 from ..parameters import Parameter, pipeline_name
 from ..source import Context
 from ..steps import KINDS, make_step
@@ -39,18 +39,31 @@ def read_document(source: Any, *, where: str | None = None) -> dict[str, Any]:
     source = _as_path(source)
     if isinstance(source, os.PathLike):
         path = Path(source)
-        if not path.is_file():
-            raise PipelineError(f"Definition file {str(path)!r} does not exist. Give the path of "
-                                "a pipeline definition JSON file.")
-        return validate_text(path.read_bytes(), source=where or str(path))
+        return validate_text(read_file(path), source=where or str(path))
     if isinstance(source, (str, bytes)):
         return validate_text(source, source=where)
     validate(source, source=where)
     return source
 
 
+def read_file(path: Path) -> bytes:
+    """A definition file's bytes; a missing path, a folder or an unreadable file is a
+    `DefinitionError` naming it."""
+    hint = "Give the path of a pipeline definition .json file."
+    if path.is_dir():
+        raise DefinitionError(f"Definition file {str(path)!r} is a folder, not a file. {hint}")
+    if not path.is_file():
+        raise DefinitionError(f"Definition file {str(path)!r} does not exist. {hint}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DefinitionError(f"Definition file {str(path)!r} cannot be read: "
+                              f"{exc.strerror or exc}. {hint}") from None
+
+
 def _as_path(source: Any) -> Any:
-    if isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{"):
+    if (isinstance(source, str) and source.strip() and "\n" not in source
+            and not source.lstrip().startswith(("{", "["))):
         return Path(source)
     return source
 

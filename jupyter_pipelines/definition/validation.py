@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from jupyter_pipelines.errors import PipelineError
+from jupyter_pipelines.errors import DefinitionError
 
 __all__ = [
     "EXECUTION_VARIABLES",
@@ -68,7 +68,7 @@ class Problem:
         return f"at {self.path}: {self.message}"
 
 
-class DefinitionValidationError(PipelineError):
+class DefinitionValidationError(DefinitionError):
     """The pipeline definition document is malformed; ``.problems`` lists every problem found."""
 
     def __init__(self, problems: list[Problem], *, source: str | None = None):
@@ -415,7 +415,10 @@ def problems(document: Any) -> list[Problem]:
 
 def validate(document: Any, *, source: str | None = None) -> None:
     """Raise DefinitionValidationError if the document is not a valid pipeline definition."""
-    found = problems(document)
+    from .reading import check_document, guarded
+
+    check_document(document, source)
+    found = guarded(lambda: problems(document), source)
     if found:
         raise DefinitionValidationError(found, source=source)
 
@@ -429,8 +432,11 @@ def validate_text(text: str | bytes, *, source: str | None = None) -> dict[str, 
 
     JSON syntax errors are reported with line and column (``NaN``/``Infinity`` are refused).
     """
+    from .reading import check_text, decode
+
     if isinstance(text, bytes):
-        text = text.decode("utf-8")
+        text = decode(text, source)
+    check_text(text, source)
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -438,7 +444,7 @@ def validate_text(text: str | bytes, *, source: str | None = None) -> dict[str, 
             [Problem(f"line {exc.lineno}, column {exc.colno}", f"expected valid JSON: {exc.msg}")],
             source=source,
         ) from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: depth past the check's scan
         raise DefinitionValidationError(
             [Problem("$", f"expected valid JSON: {exc}")], source=source
         ) from None

@@ -13,7 +13,7 @@ from ..errors import ExecutionFailed, PipelineError, StepFailed
 from ..execution import Execution, StepRecord
 from ..graph import Graph
 from ..steps import KINDS, RunContext, Step
-from ..steps.base import user_traceback
+from ..steps.base import exit_message, user_traceback
 from . import capture, scheduler
 from .protect import protect
 
@@ -48,6 +48,9 @@ def run_task(step: Step, ns: dict, ctx: RunContext) -> TaskResult:
     except Exception as exc:  # a kind's own code hit the user's value: still the step's failure
         result = TaskResult("Failed", failure_reason=f"Step `{step.name}` failed: "
                             f"{type(exc).__name__}: {exc}", traceback=user_traceback(exc, step.filename))
+    except SystemExit as exc:  # from user code a kind calls (e.g. a model's predict function)
+        result = TaskResult("Failed", failure_reason=exit_message(step.name, exc),
+                            traceback=user_traceback(exc, step.filename))
     finally:
         capture.end(previous)
     result.stdout, result.stderr = out.getvalue(), err.getvalue()
@@ -108,6 +111,9 @@ class _Run:
                             self._collect(future)
         except KeyboardInterrupt:
             return self._stop()
+        except BaseException as exc:  # not the user's code: ours, or a listener's (the history)
+            self._abandon(exc)
+            raise
         failed = any(s == "Failed" for s in state.finished.values())
         execution._finish("Failed" if failed else "Succeeded", time.time())
         return execution
@@ -126,8 +132,15 @@ class _Run:
         self._submit(step)
 
     def _submit(self, step: Step) -> None:
-        ns = _namespace(self.graph, step, self.base, self.execution.steps)
-        future = self.executor.submit(run_task, step, ns, self.ctx)
+        try:
+            ns = _namespace(self.graph, step, self.base, self.execution.steps)
+        except PipelineError as exc:  # an input that cannot be read back (missing, corrupt)
+            future: Future = Future()
+            now = time.time()
+            future.set_result(TaskResult("Failed", failure_reason=f"Step `{step.name}` could not "
+                                         f"read its inputs: {exc}", start=now, end=now))
+        else:
+            future = self.executor.submit(run_task, step, ns, self.ctx)
         self.futures[future] = step.name
         if future.done():
             self._collect(future)
@@ -175,6 +188,31 @@ class _Run:
         self.execution._finish("Stopped", now)
         return self.execution
 
+    def _abandon(self, exc: BaseException) -> None:
+        """The loop itself failed (our fault, or a listener's: the history could not be
+        written). The execution still ends Failed with the reason, and every listener is told,
+        each on its own, so one failing listener does not keep the history saying Executing."""
+        now = time.time()
+        reason = f"The run stopped: {exc}" if isinstance(exc, PipelineError) else (
+            f"The run stopped: {type(exc).__name__}: {exc}")
+        for future in self.futures:
+            future.cancel()
+        execution = self.execution
+        started = [r for r in execution.steps.values() if r.status not in ("Pending", "NotRun")]
+        for record in started:
+            if record.status == "Executing":
+                record.status, record.end, record.failure_reason = "Failed", now, reason
+        execution.status, execution.end_time = "Failed", now
+        execution.failure_reason = execution.failure_reason or reason
+        for listener in execution.listeners:
+            try:
+                for record in started:
+                    listener("step_finished", execution=execution, step=record.name, record=record)
+                listener("execution_finished", execution=execution)
+            except Exception:
+                continue
+        execution._done.set()
+
     def _settled(self, names: list[str]) -> None:
         for name in names:
             record = self.execution.steps[name]
@@ -206,3 +244,4 @@ def _branch_not_taken(step: Step, metadata: dict) -> tuple[str, ...]:
         return ()
     if_steps, else_steps = step.branches
     return else_steps if cond["Outcome"] == "True" else if_steps
+

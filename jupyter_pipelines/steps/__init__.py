@@ -35,9 +35,14 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     from ..parameters import check_name
 
     check_name(name, "Step")
-    if kind not in KINDS:
+    if not isinstance(code, str):
         raise DefinitionError(
-            f"Step `{name}` has unknown kind {kind!r}.{did_you_mean(kind, KINDS)} The kinds are: "
+            f"Step `{name}`: its code must be a str of Python source (e.g. add_step({name!r}, "
+            f"'xs = [1, 2]')); got {_short(code)} ({type(code).__name__}).")
+    if not isinstance(kind, str) or kind not in KINDS:
+        close = did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
+        raise DefinitionError(
+            f"Step `{name}` has unknown kind {_short(kind)}.{close} The kinds are: "
             f"{', '.join(KINDS)}."
         )
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
@@ -48,10 +53,23 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     expire = None
     if isinstance(cache_expire, (int, float)) and not isinstance(cache_expire, bool):
         expire = float(cache_expire)  # seconds, as a stored definition keeps it
+    elif cache_expire is not None and not isinstance(cache_expire, str):
+        raise DefinitionError(
+            f"Step `{name}`: --cache-expire must be an ISO-8601 duration such as 'P30D' (or a "
+            f"number of seconds); got {_short(cache_expire)} ({type(cache_expire).__name__}).")
     elif cache_expire is not None:
         from ..store.keys import duration_seconds
 
         expire = duration_seconds(cache_expire, name)
+    inputs, outputs, depends_on = (_names(name, label, value) for label, value in (
+        ("inputs", inputs), ("outputs", outputs), ("depends_on", depends_on)))
+    for key, value in options.items():
+        if key in _NAME_LISTS:
+            options[key] = _names(name, key, value)
+        elif key in _NAME_OPTIONS and value is not None and not isinstance(value, str):
+            raise DefinitionError(
+                f"Step `{name}`: option `{key}` (--{key.replace('_', '-')}) must be a name (a str); "
+                f"got {_short(value)} ({type(value).__name__}).")
     step = KINDS[kind].define(
         name, code, inputs=inputs, outputs=outputs, depends_on=depends_on, options=options
     )
@@ -61,3 +79,29 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     return replace(step, cache=bool(cache) and KINDS[kind].cacheable, cache_expire=expire,
                    retry=retry, retry_backoff=float(retry_backoff), display_name=display_name or None,
                    description=description or None)
+
+
+_NAME_LISTS = ("if_steps", "else_steps")
+_NAME_OPTIONS = ("model", "group", "approval_status", "metrics", "data")
+
+
+def _names(step: str, label: str, value):
+    """A list of names as given (None stays None); a bare str would be split into letters."""
+    from ..errors import DefinitionError
+
+    if value is None:
+        return None
+    ok = not isinstance(value, (str, bytes)) and hasattr(value, "__iter__")
+    items = list(value) if ok else []
+    if not ok or not all(isinstance(v, str) for v in items):
+        bad = next((v for v in items if not isinstance(v, str)), value)
+        example = "['Train']" if label in ("depends_on", *_NAME_LISTS) else "['train', 'test']"
+        raise DefinitionError(
+            f"Step `{step}`: `{label}` must be a list of names (str), e.g. {label}={example}; "
+            f"got {_short(value)}" + (f", whose item {_short(bad)} is not a str." if ok else "."))
+    return items
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

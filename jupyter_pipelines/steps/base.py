@@ -149,13 +149,38 @@ def execute(step: Step, ns: dict, code: CodeType | None = None) -> Any:
     """Run the step's code in ``ns``; a user exception becomes `StepFailed` with the user's
     own traceback (our frames cut off)."""
     code = code or step.compiled
+    # site's exit()/quit() close sys.stdin before raising; these only raise SystemExit
+    ns.setdefault("exit", _exit)
+    ns.setdefault("quit", _exit)
     try:
         return eval(code, ns)  # eval runs exec-mode code too, and returns an expression's value
+    except SystemExit as exc:  # must not end the kernel or the CLI, nor leave the run Executing
+        raise StepFailed(exit_message(step.name, exc), user_traceback(exc, step.filename)) from None
     except Exception as exc:
         raise StepFailed(
             f"Step `{step.name}` raised {type(exc).__name__}: {exc}{_hint(exc)}",
             user_traceback(exc, step.filename),
         ) from exc
+
+
+def _exit(code: object = None) -> None:
+    raise SystemExit(code)
+
+
+def exit_message(step_name: str, exc: SystemExit, filename: str | None = None) -> str:
+    """The failure of a step whose code called sys.exit(), exit(), quit() or raised SystemExit."""
+    filename = filename or f"<step {step_name}>"
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    text = linecache.getline(filename, line).strip() if line else ""
+    where = f" (`{text}`, line {line})" if text else ""
+    return (f"Step `{step_name}` called sys.exit() / exit(){where} with exit code {exc.code!r}. "
+            "A step cannot end the kernel or the command, so the step failed instead. To fail a "
+            "step on purpose raise an exception (e.g. `raise ValueError(...)`); to end the "
+            "execution with a message use a fail step (--kind fail).")
 
 
 def _hint(exc: Exception) -> str:
