@@ -3,6 +3,7 @@ updates, deterministic reprs, the static fallback and both Graphviz renderers.""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -211,7 +212,7 @@ def test_text_view_lists_steps_edges_and_statuses(pipe):
     assert "  Stop <fail> [Skipped]" in text and "      <- Check (if False)" in text
 
 
-def test_cli_show_writes_the_static_svg(tmp_path):
+def small_notebook(tmp_path):
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[
@@ -222,15 +223,118 @@ def test_cli_show_writes_the_static_svg(tmp_path):
     ])
     path = tmp_path / "small.ipynb"
     nbformat.write(nb, path)
+    return path
+
+
+NO_STATUS = re.compile(r"Pending|Succeeded|Executing|Failed|Skipped|0000|\d\.\d\ds|→")
+
+
+def test_cli_show_writes_a_structure_only_svg(tmp_path):
     out = tmp_path / "dag.svg"
-    done = subprocess.run([sys.executable, "-m", "jupyter_pipelines", "show", str(path), "--svg", str(out)],
+    done = subprocess.run([sys.executable, "-m", "jupyter_pipelines", "show",
+                           str(small_notebook(tmp_path)), "--svg", str(out)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    svg = out.read_text()
-    assert 'data-step="B" data-kind="condition" data-status="Pending"' in svg
     assert "Pipeline small: 3 steps" in done.stdout
+    svg = out.read_text()
+    assert sorted(re.findall(r'data-step="(\w+)" data-kind="([\w-]+)"', svg)) == [
+        ("A", "processing"), ("B", "condition"), ("C", "processing")]
+    # Nothing ran: no status (not even Pending), no duration, no condition operands or outcome.
+    assert "data-status" not in svg and "data-outcome" not in svg
+    assert not NO_STATUS.search(svg), NO_STATUS.search(svg)
+    assert re.search(r'data-role="expression"[^>]*>x &lt;= limit</text>', svg)
+    assert re.match(r'<svg [^>]*width="[\d.]+pt" height="[\d.]+pt"', svg)  # an image's natural size
 
 
-def test_static_svg_without_an_execution_is_all_pending(pipe):
+def test_cli_show_dot_and_text_claim_no_status(tmp_path, capsys):
+    from jupyter_pipelines.cli import main
+
+    notebook = str(small_notebook(tmp_path))
+    assert main(["show", notebook, "--dot"]) == 0
+    dot = capsys.readouterr().out
+    assert '"B" [id="step-B" shape=hexagon style="filled" label="B\\ncondition\\nx <= limit"' in dot
+    assert '"A" [id="step-A" shape=box style="filled,rounded" label="A\\nprocessing"' in dot
+    assert not NO_STATUS.search(dot), NO_STATUS.search(dot)
+    assert main(["show", notebook]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[2:] == ["  A <processing>", "  B <condition>", "      <- A (x)",
+                                     "  C <processing>", "      <- B (if True)", "      <- A (x)"]
+    assert not NO_STATUS.search(text)
+
+
+def test_the_widget_keeps_room_for_statuses_the_structure_only_drawing_does_not(pipe):
+    graph = pipe.graph()
+    live = structure_svg(pipe.name, pipe.parameters, graph)
+    bare = structure_svg(pipe.name, pipe.parameters, graph, status_lines=False)
+    assert live.count('data-role="status"') == len(ALL_KINDS) and 'data-role="status"' not in bare
+    assert bare.count('data-role="expression"') == 1 and "mse &lt;= limit" in bare
+    assert "data-status" not in bare
+
+
+def test_static_svg_without_an_execution_is_structure_only(pipe):
     svg = static_svg(pipe.name, pipe.parameters, pipe.graph())
-    assert set(re.findall(r'data-status="(\w+)"', svg)) == {"Pending"}
+    assert len(re.findall(r"<g [^>]*data-step=", svg)) == len(ALL_KINDS)
+    assert "data-status" not in svg and not NO_STATUS.search(svg)
+
+
+class Recorder:
+    """Stands in for IPython's ``display``: records displays and updates by display id."""
+
+    def __init__(self):
+        self.outputs: list[dict] = []
+
+    def display(self, bundle, raw=False, display_id=None):
+        assert raw and display_id is True
+        index = len(self.outputs)
+        self.outputs.append(bundle)
+        recorder = self
+
+        class Handle:
+            def update(self, new, raw=False):
+                assert raw
+                recorder.outputs[index] = new
+
+        return Handle()
+
+
+def test_live_view_displays_the_widget_then_the_static_picture_updated_at_the_end(pipe, monkeypatch):
+    import IPython.display
+
+    shown = Recorder()
+    monkeypatch.setattr(IPython.display, "display", shown.display)
+    ex = pipe.start({"limit": -1.0}, display=True)
+    widget, static = shown.outputs
+    # The widget's output: its view and the deterministic summary, nothing a renderer without
+    # widgets would draw instead of the picture.
+    assert set(widget) == {"application/vnd.jupyter.widget-view+json", "text/plain"}
+    assert widget["text/plain"] == repr(ex)
+    # Its own output: the picture of the finished execution, as an image and in HTML (a caption
+    # over the same SVG as an <img>, which HTML sanitizers keep).
+    assert set(static) == {"text/html", "image/svg+xml"}
+    svg = static["image/svg+xml"]
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    assert re.search(r'data-step="Check" data-kind="condition" data-status="Succeeded" '
+                     r'data-outcome="False"', svg)
+    assert re.search(r'data-step="Stop" data-kind="fail" data-status="Failed"', svg)
+    assert "limit: Float = -1.0" in svg
+    assert re.search(r"data-role=\"outcome\"[^>]*>mse \S+ &lt;= limit -1.0 → False<", svg)
+    html = static["text/html"]
+    assert html.startswith('<div class="jp-pipeline-static" data-pipeline="demo">')
+    assert "<b>demo</b> · Failed · 9/9 steps · Failure reason: mse" in html
+    assert "<svg" not in html
+    (data,) = re.findall(r'<img src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
+    assert base64.b64decode(data).decode() == svg
+    assert 'alt="The DAG of pipeline demo, execution Failed: Make Succeeded, ' in html
+
+
+def test_a_pipeline_not_run_displays_a_structure_only_picture(pipe, monkeypatch):
+    import IPython.display
+
+    shown = Recorder()
+    monkeypatch.setattr(IPython.display, "display", shown.display)
+    view_of(pipe)._ipython_display_()
+    widget, static = shown.outputs
+    assert widget["text/plain"] == "Pipeline demo: 9 steps, not run yet"
+    assert "<b>demo</b> · 9 steps, not run" in static["text/html"]
+    assert "data-status" not in static["image/svg+xml"]
+

@@ -5,6 +5,10 @@ lines hold placeholders wide enough for any value, so Graphviz lays the graph ou
 change of the structure and a run only repaints it (`view.svg.paint`, or the widget in the
 browser). Every step node gets the SVG id ``step-<name>``; the first text line is its name,
 the second its kind, the third its status, and a condition's fourth line its outcome.
+
+With ``status_lines=False`` the text is a structure-only drawing (``jupyter-pipelines show``,
+the static picture of a pipeline that has not run): no placeholders, just each step's name
+and kind, and a condition's expression as its third line.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def parameter_row(p: Parameter) -> str:
         f"{p.name}: {p.type} (required)"
 
 
-def to_dot(name: str, parameters: dict[str, Parameter], graph: Graph) -> str:
+def to_dot(name: str, parameters: dict[str, Parameter], graph: Graph, *,
+           status_lines: bool = True) -> str:
     lines = [
         f"digraph {quote(name)} {{",
         f'  graph [rankdir=TB fontname="{FONT}" fontsize=11 nodesep=0.35 ranksep=0.45 '
@@ -60,10 +65,10 @@ def to_dot(name: str, parameters: dict[str, Parameter], graph: Graph) -> str:
         'color="#475569" penwidth=1.2 margin="0.15,0.06"]',
         f'  edge [fontname="{FONT}" fontsize=9 color="#64748b" fontcolor="#334155" arrowsize=0.7]',
     ]
-    placed = _clusters(graph, lines)
+    placed = _clusters(graph, lines, status_lines)
     for name, step in graph.steps.items():
         if name not in placed:
-            lines.append("  " + _node(name, step))
+            lines.append("  " + _node(name, step, status_lines))
     lines += _edges(graph)
     if parameters:
         rows = [parameter_row(p) for p in parameters.values()]
@@ -74,12 +79,17 @@ def to_dot(name: str, parameters: dict[str, Parameter], graph: Graph) -> str:
     return "\n".join(lines)
 
 
-def _node(name: str, step) -> str:
+def _node(name: str, step, status_lines: bool) -> str:
+    from ..steps.conditions import short_expression
     from ..steps.external import kind_label
 
-    label = [name, kind_label(step), STATUS_PLACEHOLDER]
-    if step.kind == "condition":
-        label.append(outcome_placeholder(step.code.strip()))
+    label = [name, kind_label(step)]
+    if status_lines:
+        label.append(STATUS_PLACEHOLDER)
+        if step.kind == "condition":
+            label.append(outcome_placeholder(step.code.strip()))
+    elif step.kind == "condition":
+        label.append(short_expression(step.code.strip()))
     drawn = shape(step)
     style = "filled" if drawn in ("cylinder", "parallelogram", "hexagon", "octagon", "component",
                                   "box3d") else "filled,rounded"
@@ -88,7 +98,7 @@ def _node(name: str, step) -> str:
             f"label={quote(chr(10).join(label))} tooltip={quote(name)}]")
 
 
-def _clusters(graph: Graph, lines: list[str]) -> set[str]:
+def _clusters(graph: Graph, lines: list[str], status_lines: bool) -> set[str]:
     """Each condition's branches as labelled clusters ("if steps" / "else steps")."""
     placed: set[str] = set()
     for name, step in graph.steps.items():
@@ -103,7 +113,7 @@ def _clusters(graph: Graph, lines: list[str]) -> set[str]:
             lines.append(f'    id={quote(f"cluster-{kind}-{name}")} label={quote(f"{name}: {label}")} '
                          'style="dashed,rounded" color="#94a3b8" fontcolor="#475569" fontsize=10')
             for member in members:
-                lines.append("    " + _node(member, graph.steps[member]))
+                lines.append("    " + _node(member, graph.steps[member], status_lines))
                 placed.add(member)
             lines.append("  }")
     return placed

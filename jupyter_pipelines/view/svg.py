@@ -4,6 +4,8 @@
 (``data-step``, ``data-kind``, ``data-status``; ``data-role`` on its text lines) and
 `paint` sets statuses, durations, outcomes and colours on a copy for a static picture
 (what nbconvert and GitHub show). The widget's JavaScript does the same as `paint`, live.
+A structure-only drawing (laid out from ``to_dot(..., status_lines=False)``) claims no status:
+its nodes have no ``data-status`` and no status line.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ SVG = "http://www.w3.org/2000/svg"
 ET.register_namespace("", SVG)
 ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 _ROLES = ("name", "kind", "status", "outcome")
+_STRUCTURE_ROLES = ("name", "kind", "expression")
 _SHAPES = {f"{{{SVG}}}{t}" for t in ("polygon", "path", "ellipse", "rect", "polyline")}
 
 
-def annotate(svg: str, graph: Graph) -> str:
+def annotate(svg: str, graph: Graph, *, status_lines: bool = True) -> str:
+    """``svg`` laid out from `view.dot.to_dot` with the same ``status_lines``, made addressable."""
     root = ET.fromstring(_strip_prolog(svg))
     root.set("class", "jp-dag")
     root.attrib.pop("width", None)   # responsive: the widget and notebooks scale it
@@ -32,12 +36,14 @@ def annotate(svg: str, graph: Graph) -> str:
             step = graph.steps[node_id[5:]]
             group.set("data-step", step.name)
             group.set("data-kind", step.kind)
-            group.set("data-status", "Pending")
             texts = list(group.iter(f"{{{SVG}}}text"))
-            for role, text in zip(_ROLES, texts, strict=False):
+            for role, text in zip(_ROLES if status_lines else _STRUCTURE_ROLES, texts, strict=False):
                 text.set("data-role", role)
             if texts:
                 texts[0].set("font-weight", "bold")
+            if not status_lines:
+                continue
+            group.set("data-status", "Pending")
             for role_text in texts[2:]:
                 role_text.text = "Pending" if role_text.get("data-role") == "status" else ""
         elif group.get("class") == "edge" and node_id.startswith("edge-"):

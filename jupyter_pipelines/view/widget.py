@@ -4,6 +4,18 @@ draws the laid-out SVG once and repaints statuses as the synced state changes.
 `LiveView` is the listener that keeps it in step with an execution: updates are coalesced to
 at most one every ``interval`` seconds (a trailing timer sends the last one), so even a run of
 thousands of tiny steps is not slowed by the view.
+
+**Where widgets cannot render.** A `LiveView` displays as two outputs: the widget (its view
+plus a deterministic ``text/plain`` summary) and, right after it, the static picture
+(`view.static.static_bundle`: the painted SVG as ``image/svg+xml``, and as an image under a
+caption in ``text/html``). A
+renderer picks one mime type per output, and nbconvert's HTML prefers the widget view whenever
+the notebook holds widget state, so the picture has to be an output of its own to be seen
+there, on GitHub, or in JupyterLab when the widget's model is gone. A live front end shows the
+widget instead: ``widget.css``, which only a rendered view loads, hides a static picture whose
+output directly follows an output holding a rendered widget (JupyterLab, Notebook 7,
+nbconvert's page once its widget scripts ran). Both outputs are updated when the execution
+finishes, so the saved notebook shows its final state.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ from ..steps.external import kind_label
 from .details import step_details
 from .dot import SHAPES, shape
 from .state import header_state, step_state
-from .static import static_svg, structure_svg
+from .static import static_bundle, static_svg, structure_svg
 
 STATIC = Path(__file__).parent / "static"
 SAGEMAKER_TYPES = {"processing": "Processing", "training": "Training", "condition": "Condition",
@@ -74,7 +86,7 @@ class LiveView:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._last = 0.0
-        self._handle = None
+        self._handles: tuple = ()
         self.widget = PipelineWidget(
             name=name, svg=structure_svg(name, parameters, graph, renderer),
             legend=legend(graph))
@@ -87,8 +99,9 @@ class LiveView:
         if event == "execution_finished":
             self._cancel()
             self.flush()
-            if self._handle is not None:
-                self._handle.update(self)  # the saved output shows the final state
+            if any(self._handles):  # displayed (in IPython): the saved outputs show the final state
+                for handle, bundle in zip(self._handles, self._bundles(), strict=True):
+                    handle.update(bundle, raw=True)
             return
         now = time.monotonic()
         if now - self._last >= self.interval:
@@ -127,21 +140,29 @@ class LiveView:
 
     # -- display -----------------------------------------------------------------------------
     def show(self) -> None:
+        """Display the widget and, as the next output, its static picture (module docstring)."""
         from IPython.display import display
 
-        self._handle = display(self, display_id=True)
+        self._handles = tuple(display(bundle, raw=True, display_id=True) for bundle in self._bundles())
+
+    _ipython_display_ = show
+
+    def _bundles(self) -> tuple[dict, dict]:
+        widget = self.widget._repr_mimebundle_() or {}
+        if isinstance(widget, tuple):
+            widget = widget[0]
+        widget = {**widget, "text/plain": repr(self)}
+        return widget, static_bundle(self.name, self.parameters, self.graph, self.execution,
+                                     self.renderer)
 
     def static_svg(self) -> str:
         return static_svg(self.name, self.parameters, self.graph, self.execution, self.renderer)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
-        if isinstance(bundle, tuple):
-            bundle = bundle[0]
-        bundle = dict(bundle)
-        bundle["text/plain"] = repr(self)
-        bundle["image/svg+xml"] = self.static_svg()
-        return bundle
+        """Both outputs in one bundle, for callers that ask for it directly; IPython's display
+        uses `show` (two outputs), since a renderer shows only one mime type of a bundle."""
+        widget, static = self._bundles()
+        return {**widget, "image/svg+xml": static["image/svg+xml"]}
 
     def __repr__(self) -> str:
         if self.execution is not None:

@@ -1,4 +1,5 @@
-"""Fixtures for the browser tests: a real JupyterLab server and a headless Chromium.
+"""Fixtures for the browser tests: a real JupyterLab server, a real Notebook 7 server (each
+started once per session, when a test first asks for it) and a headless Chromium.
 
 Everything runs on loopback in temporary folders: the server's runtime, config, data, settings
 and workspaces folders, IPython's folder and the pipelines' state folder are all fresh, and the
@@ -29,7 +30,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-ARTIFACTS = REPO / "artifacts" / "browser"
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -75,7 +75,9 @@ def _get(url: str, timeout: float = 5.0) -> int:
         return response.status
 
 
-def _start_server(tmp: Path) -> LabServer:
+def _start_server(tmp: Path, front_end: str = "jupyterlab") -> LabServer:
+    """A ``jupyterlab`` or (Notebook 7) ``notebook`` server; both are Jupyter Server apps that
+    take the same options, JupyterLab also its news and update-check switches."""
     dirs = {name: tmp / name for name in ("runtime", "config", "data", "settings", "workspaces",
                                            "ipython", "pipelines", "root")}
     for path in dirs.values():
@@ -102,11 +104,15 @@ def _start_server(tmp: Path) -> LabServer:
     }
     token = secrets.token_hex(24)
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
+        sys.executable, "-m", front_end, "--no-browser",
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={dirs['root']}",
-        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
+    if front_end == "jupyterlab":
+        cmd += ["--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    else:  # `window.jupyterapp`: the tests wait until the page's kernel connection is ready
+        cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log = tmp / "server.log"
@@ -119,7 +125,7 @@ def _start_server(tmp: Path) -> LabServer:
     info_file = dirs["runtime"] / f"jpserver-{process.pid}.json"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"{front_end} exited with {process.returncode}:\n{server.log_tail()}")
         if not server.base_url and info_file.exists():
             try:
                 info = json.loads(info_file.read_text())
@@ -135,7 +141,7 @@ def _start_server(tmp: Path) -> LabServer:
                 pass
         time.sleep(0.2)  # polling the server's start, not a wait in a test
     _stop_server(server)
-    raise RuntimeError(f"JupyterLab did not answer within {SERVER_START_TIMEOUT}s:\n{server.log_tail()}")
+    raise RuntimeError(f"{front_end} did not answer within {SERVER_START_TIMEOUT}s:\n{server.log_tail()}")
 
 
 def _stop_server(server: LabServer) -> None:
@@ -175,6 +181,18 @@ def lab_server(tmp_path_factory):
         _stop_server(server)
 
 
+@pytest.fixture(scope="session")
+def notebook_server(tmp_path_factory):
+    """A Notebook 7 server (``jupyter notebook``), set up like `lab_server`."""
+    pytest.importorskip("notebook", reason="the Notebook 7 browser tests need `notebook>=7`")
+    pytest.importorskip("anywidget", reason="the browser tests need anywidget")
+    server = _start_server(tmp_path_factory.mktemp("notebook7"), front_end="notebook")
+    try:
+        yield server
+    finally:
+        _stop_server(server)
+
+
 # -- the browser ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -194,9 +212,10 @@ def chromium():
 
 
 @pytest.fixture(scope="session")
-def artifacts_dir() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
+def artifacts_dir(tmp_path_factory) -> Path:
+    """Where the screenshots go: pytest's temporary folder (``screenshots/`` under ``--basetemp``,
+    by default ``/tmp/pytest-of-$USER/pytest-N/``, per xdist worker), never the checkout."""
+    return tmp_path_factory.mktemp("screenshots", numbered=False)
 
 
 def new_lab_page(chromium, server: LabServer, init_scripts=()):
@@ -238,6 +257,22 @@ def screenshot(page, locator, path, timeout: int = 15_000) -> None:
           return el.__stableFrames >= 3;
         }""", arg=locator.element_handle(), polling="raf", timeout=timeout)
     locator.screenshot(path=path, animations="disabled")
+
+
+def one_live_dag(cell, timeout: int = 15_000):
+    """The cell's widget once it rendered, after checking that its output area shows no other
+    DAG: the static picture saved beside it (for renderers without widgets) is there, hidden."""
+    from playwright.sync_api import expect
+
+    output = cell.locator(".jp-OutputArea")
+    widget = output.locator(".jp-pipeline")
+    expect(widget).to_have_count(1, timeout=timeout)
+    expect(widget.locator("svg.jp-dag g[data-step]").first).to_be_visible(timeout=timeout)
+    picture = output.locator('.jp-pipeline-static img[src^="data:image/svg+xml"]')
+    expect(picture).to_have_count(1)
+    expect(output.locator(".jp-pipeline-static")).to_be_hidden()
+    expect(output.locator('svg.jp-dag:visible, img[src^="data:image/svg+xml"]:visible')).to_have_count(1)
+    return widget
 
 
 def outputs_text(page) -> str:

@@ -7,7 +7,7 @@ notebook is opened in JupyterLab and run with Run All; the tests then check the 
 (nodes, kinds, edges and their labels, branch clusters, legend, geometry), the details panel of
 a clicked step (its JSON definition), and that ``%pipeline run`` of the loaded definition fails
 with a clear error naming the AWS-only steps while the kernel stays alive. Screenshots are saved
-under ``artifacts/browser/`` (``definition-view.png`` and friends).
+in pytest's temporary folder (``screenshots/definition-view.png`` and friends).
 
 Run just these: ``python -m pytest tests/browser/test_definition_browser.py -m browser``.
 """
@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import close_details, new_lab_page, outputs_text, screenshot, step_node
+from .conftest import close_details, new_lab_page, one_live_dag, outputs_text, screenshot, step_node
 
 pytestmark = pytest.mark.browser
 
@@ -173,12 +173,8 @@ def definition_page(chromium, lab_server, artifacts_dir):
 
 
 def widget_of(page, index: int):
-    from playwright.sync_api import expect
-
-    widget = cell(page, index).locator(".jp-OutputArea .jp-pipeline")
-    expect(widget).to_have_count(1, timeout=UI_TIMEOUT)
-    expect(widget.locator("svg.jp-dag g[data-step]").first).to_be_visible(timeout=UI_TIMEOUT)
-    return widget
+    """The cell's live widget (its static picture hidden: one DAG on the page per cell)."""
+    return one_live_dag(cell(page, index), UI_TIMEOUT)
 
 
 def test_abalone_definition_drawn(definition_page, artifacts_dir):

@@ -4,7 +4,7 @@ The Abalone tutorial is opened and run once (Run All, through the menu); each te
 the widget of one ``%pipeline run`` cell: its live updates (recorded by a MutationObserver that
 is installed before JupyterLab loads), the final statuses and colours, the condition's outcome,
 the details panel, and the failure banner of the strict run. A screenshot of every widget is
-saved under ``artifacts/browser/``.
+saved in pytest's temporary folder (``screenshots/``, see ``artifacts_dir``).
 
 Run just these: ``python -m pytest tests/browser -m browser``; skip them: ``-m "not browser"``.
 """
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import close_details, new_lab_page, outputs_text, screenshot, step_node
+from .conftest import close_details, new_lab_page, one_live_dag, outputs_text, screenshot, step_node
 
 pytestmark = pytest.mark.browser
 
@@ -130,8 +130,7 @@ def test_default_run_widget(abalone, artifacts_dir):
     page = abalone.page
     cell = code_cell(page, DEFAULT_RUN)
     expect(cell).to_have_count(1)
-    widget = cell.locator(".jp-OutputArea .jp-pipeline")
-    expect(widget).to_have_count(1, timeout=UI_TIMEOUT)
+    widget = one_live_dag(cell, UI_TIMEOUT)  # the live widget, and no second picture
     expect(widget.locator(".jp-pipeline-header .jp-pipeline-badge")).to_have_attribute(
         "data-status", "Succeeded", timeout=UI_TIMEOUT)
 
@@ -189,8 +188,7 @@ def test_strict_run_widget(abalone, artifacts_dir):
     page = abalone.page
     cell = code_cell(page, STRICT_RUN)
     expect(cell).to_have_count(1)
-    widget = cell.locator(".jp-OutputArea .jp-pipeline")
-    expect(widget).to_have_count(1, timeout=UI_TIMEOUT)
+    widget = one_live_dag(cell, UI_TIMEOUT)
     expect(widget.locator(".jp-pipeline-header .jp-pipeline-badge")).to_have_attribute(
         "data-status", "Failed", timeout=UI_TIMEOUT)
     expect(widget.locator(".jp-pipeline-param")).to_contain_text(["mse_threshold=3.0"])
