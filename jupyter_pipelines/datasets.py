@@ -136,10 +136,16 @@ def abalone_path(directory: str | os.PathLike[str] | None = None) -> Path:
 def read_abalone(source: str | os.PathLike[str]) -> pd.DataFrame:
     """Read an abalone-format CSV (a path or URL, headerless, 9 columns).
 
-    A missing local file named ``abalone-synthetic.csv`` is generated first (synthetic data),
-    so the tutorial's default works offline on a fresh machine.
+    ``abalone-synthetic.csv`` (the tutorial's default) names the synthetic data, generated on
+    first use so the tutorial works offline on a fresh machine: the bare name reads a file of
+    that name in the working directory if there is one, else the state folder's copy
+    (:func:`abalone_path`, made if missing), so running the tutorial adds nothing beside the
+    notebook. A missing file of that name at an explicit path is generated there.
     """
     text = os.fspath(source)
     if Path(text).name == CACHE_NAME and "://" not in text and not Path(text).exists():
-        write_abalone(text)
+        if text == CACHE_NAME:
+            text = os.fspath(abalone_path())
+        else:
+            write_abalone(text)
     return pd.read_csv(text, names=ABALONE_COLUMNS)

@@ -4,9 +4,15 @@ shell and the plain Python API, by one `door` fixture parametrised over the two.
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 import jupyter_pipelines
 from jupyter_pipelines import Pipeline, current
+
+# No example database: hypothesis would keep one in `.hypothesis/` in the working directory (its
+# other caches go to the session's temporary folder, see the root conftest.py).
+settings.register_profile("jupyter_pipelines", database=None)
+settings.load_profile("jupyter_pipelines")
 
 
 @pytest.fixture(autouse=True)

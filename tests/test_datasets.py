@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_pipelines.datasets import ABALONE_COLUMNS, abalone_path, make_abalone, write_abalone
+from jupyter_pipelines.datasets import (
+    ABALONE_COLUMNS,
+    abalone_path,
+    make_abalone,
+    read_abalone,
+    write_abalone,
+)
 
 NUMERIC = ABALONE_COLUMNS[1:8]
 
@@ -116,6 +122,25 @@ def test_abalone_path_env_var_and_cache(tmp_path: Path, monkeypatch: pytest.Monk
     assert explicit == tmp_path / "explicit" / "abalone-synthetic.csv" and explicit.is_file()
     with pytest.raises(ValueError, match="not a directory"):
         abalone_path(explicit)
+
+
+
+def test_read_abalone_default_name_reads_the_state_folders_copy(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tutorial's ``input_data = "abalone-synthetic.csv"`` adds nothing beside the notebook."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("JUPYTER_PIPELINES_HOME", str(home))
+    monkeypatch.chdir(work)
+    assert len(read_abalone("abalone-synthetic.csv")) == 4177
+    assert (home / "data" / "abalone-synthetic.csv").is_file()
+    assert list(work.iterdir()) == []
+
+    write_abalone(work / "abalone-synthetic.csv", 20)  # a file of that name here is the one read
+    assert len(read_abalone("abalone-synthetic.csv")) == 20
+
+    explicit = tmp_path / "elsewhere" / "abalone-synthetic.csv"  # an explicit path: made there
+    assert len(read_abalone(explicit)) == 4177 and explicit.is_file()
 
 
 def test_mse_calibration_with_gradient_boosting(default_frame: pd.DataFrame) -> None:
