@@ -290,3 +290,27 @@ def close_details(widget, step: str, timeout: int = 15_000) -> None:
     widget.locator("[data-details-for] .jp-pipeline-close").click()
     expect(widget.locator("[data-details-for]")).to_have_count(0, timeout=timeout)
     expect(step_node(widget, step)).not_to_have_class(re.compile(r"\bjp-selected\b"))
+
+
+RUN_TIMEOUT = 120_000  # ms: Run All of a tutorial (about 10-30 s on a busy 2-core machine)
+
+
+def run_all_afresh(page, server: LabServer, errors: list, failed_shot: Path) -> None:
+    """Clear the saved outputs (so what a test sees can only come from this run), then Run All
+    and wait until the last cell has its number: Run All stops at the first error, so it gets
+    one only if every cell passed. JupyterLab 4 and Notebook 7 share these menus."""
+    from playwright.sync_api import expect
+
+    last_prompt = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-InputPrompt")
+    page.get_by_role("menuitem", name="Edit", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Clear Outputs of All Cells")).click()
+    expect(last_prompt).to_have_text(re.compile(r"^\s*\[ \]:\s*$"))
+    expect(page.locator(".jp-Notebook .jp-OutputArea-output")).to_have_count(0)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+    try:
+        expect(last_prompt).to_have_text(re.compile(r"^\s*\[\d+\]:\s*$"), timeout=RUN_TIMEOUT)
+    except AssertionError as exc:
+        page.screenshot(path=failed_shot, full_page=True)
+        raise AssertionError(f"Run All did not finish:\n{outputs_text(page)}\npage errors: "
+                             f"{errors}\nserver log:\n{server.log_tail()}") from exc

@@ -17,7 +17,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import close_details, new_lab_page, one_live_dag, outputs_text, screenshot, step_node
+from .conftest import (
+    close_details,
+    new_lab_page,
+    one_live_dag,
+    run_all_afresh,
+    screenshot,
+    step_node,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +33,6 @@ DEFAULT_RUN = "ex = %pipeline run"
 STRICT_RUN = "strict = %pipeline run --param min_accuracy=1.01"
 
 KERNEL_TIMEOUT = 60_000   # ms: the kernel starts and the page is connected to it
-RUN_TIMEOUT = 120_000     # ms: Run All of the quickstart (a few seconds; busy machines are slower)
 UI_TIMEOUT = 15_000       # ms: a click answered by the kernel, a repaint
 
 # Notebook 7 has no status bar; with `expose_app_in_browser` its application object is on the
@@ -63,7 +69,6 @@ def code_cell(page, source: str):
 @pytest.fixture(scope="module")
 def quickstart(chromium, notebook_server, artifacts_dir):
     """The quickstart, open in Notebook 7 and run once with Run All."""
-    from playwright.sync_api import expect
 
     context, page = new_lab_page(chromium, notebook_server)
     errors: list[str] = []
@@ -71,21 +76,7 @@ def quickstart(chromium, notebook_server, artifacts_dir):
     try:
         page.goto(notebook_server.url(f"notebooks/{NOTEBOOK}"), timeout=KERNEL_TIMEOUT)
         page.wait_for_function(KERNEL_READY, timeout=KERNEL_TIMEOUT)
-        # Clear the saved outputs, so that what the tests see can only come from this run.
-        last_prompt = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-InputPrompt")
-        page.get_by_role("menuitem", name="Edit", exact=True).click()
-        page.get_by_role("menuitem", name=re.compile(r"^Clear Outputs of All Cells")).click()
-        expect(last_prompt).to_have_text(re.compile(r"^\s*\[ \]:\s*$"))
-        expect(page.locator(".jp-Notebook .jp-OutputArea-output")).to_have_count(0)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
-        try:
-            # Run All stops at the first error, so the last cell gets its number only if all passed.
-            expect(last_prompt).to_have_text(re.compile(r"^\s*\[\d+\]:\s*$"), timeout=RUN_TIMEOUT)
-        except AssertionError as exc:
-            page.screenshot(path=artifacts_dir / "notebook7-run-all-failed.png", full_page=True)
-            raise AssertionError(f"Run All did not finish:\n{outputs_text(page)}\npage errors: "
-                                 f"{errors}\nserver log:\n{notebook_server.log_tail()}") from exc
+        run_all_afresh(page, notebook_server, errors, artifacts_dir / "notebook7-run-all-failed.png")
         yield SimpleNamespace(page=page, errors=errors)
     finally:
         context.close()

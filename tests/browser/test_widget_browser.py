@@ -17,7 +17,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import close_details, new_lab_page, one_live_dag, outputs_text, screenshot, step_node
+from .conftest import (
+    close_details,
+    new_lab_page,
+    one_live_dag,
+    run_all_afresh,
+    screenshot,
+    step_node,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +35,6 @@ DEFAULT_RUN = "ex = %pipeline run --no-cache"
 STRICT_RUN = "strict = %pipeline run --param mse_threshold=3.0"
 
 KERNEL_TIMEOUT = 60_000   # ms: the kernel starts and becomes Idle
-RUN_TIMEOUT = 120_000     # ms: Run All of the tutorial (about 10-30 s on a busy 2-core machine)
 UI_TIMEOUT = 15_000       # ms: a click answered by the kernel, a repaint
 
 # Records every data-status a step node of the DAG shows, with the cell it is in: attribute
@@ -103,22 +109,7 @@ def abalone(chromium, lab_server, artifacts_dir):
         page.goto(lab_server.url(f"lab/tree/{NOTEBOOK}?reset"), timeout=KERNEL_TIMEOUT)
         # Run All sent before the kernel is ready is dropped: wait for "| Idle" in the status bar.
         expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=KERNEL_TIMEOUT)
-        # The saved notebook has execution counts and outputs: clear them so that what the
-        # tests see can only come from this run.
-        last_prompt = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-InputPrompt")
-        page.get_by_role("menuitem", name="Edit", exact=True).click()
-        page.get_by_role("menuitem", name=re.compile(r"^Clear Outputs of All Cells")).click()
-        expect(last_prompt).to_have_text(re.compile(r"^\s*\[ \]:\s*$"))
-        expect(page.locator(".jp-Notebook .jp-OutputArea-output")).to_have_count(0)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
-        try:
-            # Run All stops at the first error, so the last cell gets its number only if all passed.
-            expect(last_prompt).to_have_text(re.compile(r"^\s*\[\d+\]:\s*$"), timeout=RUN_TIMEOUT)
-        except AssertionError as exc:
-            page.screenshot(path=artifacts_dir / "abalone-run-all-failed.png", full_page=True)
-            raise AssertionError(f"Run All did not finish:\n{outputs_text(page)}\n"
-                                 f"page errors: {errors}\nserver log:\n{lab_server.log_tail()}") from exc
+        run_all_afresh(page, lab_server, errors, artifacts_dir / "abalone-run-all-failed.png")
         yield SimpleNamespace(page=page, errors=errors)
     finally:
         context.close()

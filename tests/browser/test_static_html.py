@@ -23,9 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .browser.conftest import CHROMIUM_ARGS, chromium_path
-
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # The quickstart's two runs, in order: the default one reuses what the step cells ran and takes
@@ -93,21 +91,6 @@ def test_a_renderer_without_widgets_shows_the_dag_with_statuses(executed, source
     assert_statuses(pictures[0], statuses, outcome)
     # and the text of the run beside it
     assert any(mime == "text/plain" and text.startswith("Execution ") for mime, text in filter(None, shown))
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the `playwright` package")
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("needs Chromium (/usr/bin/chromium; apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, headless=True, chromium_sandbox=False,
-                                     args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.mark.browser
