@@ -19,6 +19,7 @@ class LocalBackend(MutableMapping):
         from .state import ensure_folder
 
         self.root = ensure_folder(root, "artifact store")
+        self._prefix = f"{self.root}{os.sep}"  # identity() is on every cache hit: no Path maths
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -43,7 +44,7 @@ class LocalBackend(MutableMapping):
         """What changes whenever the file is written or replaced: inode, size, mtime, ctime
         (ctime cannot be set back by user tools). None if there is no such file."""
         try:
-            st = os.stat(self._path(key))
+            st = os.stat(self._prefix + key)
         except (FileNotFoundError, NotADirectoryError):
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -61,12 +61,13 @@ class Recorder:
         if run is None:
             record.why = self.why(step.name, record.key_parts, step.cache_expire)
             return None
-        damaged = damaged_output(run, self.artifacts)
+        hit = stored_record(run, self.artifacts, status="Cached",
+                            reused_from=run["cache_source"] or run["execution_id"])
+        damaged = damaged_output(hit, self.artifacts)
         if damaged:
             record.why = f"{damaged}, so it ran again to store it afresh"
             return None
-        source = run["cache_source"] or run["execution_id"]
-        return stored_record(run, self.artifacts, status="Cached", reused_from=source)
+        return hit
 
     def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
         previous = self.history.latest_run(step, self.pipeline)
@@ -103,14 +104,12 @@ class Recorder:
                                           execution.failure_reason)
 
 
-def damaged_output(run: dict, artifacts: ArtifactStore) -> str | None:
-    """Why a stored run cannot be reused (an output missing or corrupt), or None."""
-    for name, doc in (run["outputs"] or {}).items():
-        ref = ArtifactRef.from_dict(doc)
-        artifacts.vouch(ref, doc.get("seen"))
+def damaged_output(record: StepRecord, artifacts: ArtifactStore) -> str | None:
+    """Why a stored step run cannot be reused (an output missing or corrupt), or None."""
+    for name, ref in record.refs.items():
         problem = artifacts.check(ref)
         if problem:
-            return f"stored output `{name}` of step {run['step']} is {problem} ({artifacts.path(ref)})"
+            return f"stored output `{name}` of step {record.name} is {problem} ({artifacts.path(ref)})"
     return None
 
 

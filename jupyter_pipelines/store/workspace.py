@@ -101,9 +101,11 @@ class Workspace:
             if run is None:
                 continue
             keyed = recorder.key(graph.steps[name], reused)
-            if keyed and keyed[0] == run["cache_key"] and not damaged_output(run, self.artifacts):
-                reused[name] = self.record(run, status="Cached",
-                                           reused_from=run["cache_source"] or execution_id)
+            if keyed and keyed[0] == run["cache_key"]:
+                record = self.record(run, status="Cached",
+                                     reused_from=run["cache_source"] or execution_id)
+                if not damaged_output(record, self.artifacts):
+                    reused[name] = record
         return reused
 
     def stored_upstream(self, recorder: Recorder, graph: Graph, names: list[str]) -> dict[str, StepRecord]:
@@ -114,14 +116,15 @@ class Workspace:
             step = graph.steps[name]
             keyed = recorder.key(step, records)
             run = self.history.cached_run(keyed[0]) if keyed else None
-            damaged = damaged_output(run, self.artifacts) if run else None
-            if run is None or damaged:
+            record = self.record(run, status="Cached", reused_from=run["cache_source"] or
+                                 run["execution_id"]) if run else None
+            damaged = damaged_output(record, self.artifacts) if record else None
+            if record is None or damaged:
                 state = damaged or ("it has no stored result valid for the current code, inputs "
                                     "and parameters")
                 raise PipelineError(
                     f"Step `{name}` is needed by the steps selected to run, but {state}. Run it "
                     f"first (e.g. include it with --from/--only, or `%pipeline run --to {name}`)."
                 )
-            records[name] = self.record(run, status="Cached",
-                                        reused_from=run["cache_source"] or run["execution_id"])
+            records[name] = record
         return records
