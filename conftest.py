@@ -29,6 +29,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
+# nbval's kernels learn their notebook, as JupyterLab's do (imported after the settings below:
+# pytest reads this list once this file has run).
+pytest_plugins = ["jupyter_pipelines.pytest_plugin"]
 
 os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 sys.dont_write_bytecode = True

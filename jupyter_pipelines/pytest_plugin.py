@@ -5,8 +5,9 @@ set ``JPY_SESSION_NAME``; without it a kernel cannot name its pipeline after the
 (see `jupyter_pipelines.locate`). While pytest sets up a notebook's cells (which is when nbval
 starts the kernel) this plugin sets ``JPY_SESSION_NAME`` to the notebook's path, so a notebook
 tested with nbval is the same pipeline, with the same state folder, as in JupyterLab and on the
-command line. Installing the package registers it (a ``pytest11`` entry point); it acts only
-on notebook items.
+command line. Enable it with ``pytest -p jupyter_pipelines.pytest_plugin --nbval ...`` (or
+``pytest_plugins = ["jupyter_pipelines.pytest_plugin"]`` in a root conftest.py, as this
+project's own does); it acts only on notebook items.
 """
 
 from __future__ import annotations

@@ -320,9 +320,9 @@ def test_ids_whole_in_a_real_pipe(project, capsys):
 
 
 def test_nbval_with_the_plugin_names_the_pipeline(project):
-    """Under nbval (kernel in the notebook's folder, no JPY_SESSION_NAME) the plugin, registered
-    by installing the package, gives the kernel its notebook's path; without it (switched off
-    with ``-p no:jupyter_pipelines``) the kernel keeps `pipeline`."""
+    """Under nbval (kernel in the notebook's folder, no JPY_SESSION_NAME) the plugin gives the
+    kernel its notebook's path; without it the kernel keeps `pipeline`. (Run outside this
+    checkout, so its root conftest.py, which enables the plugin, does not apply.)"""
     pytest.importorskip("nbval")
     nb = project / "analysis" / "scored.ipynb"
     nb.parent.mkdir()
@@ -331,7 +331,7 @@ def test_nbval_with_the_plugin_names_the_pipeline(project):
              "pathlib.Path('name.txt').write_text(jupyter_pipelines.current().name)"]
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), nb)
     env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PIPELINES_HOME", "JPY_SESSION_NAME")}
-    for plugin, expected in (([], "scored"), (["-p", "no:jupyter_pipelines"], "pipeline")):
+    for plugin, expected in ((["-p", "jupyter_pipelines.pytest_plugin"], "scored"), ([], "pipeline")):
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                "-p", "no:xdist", *plugin, "--nbval-lax", "--nbval-current-env",
                                str(nb)], cwd=project, env=env, capture_output=True, text=True,
