@@ -83,6 +83,11 @@ def add_run_options(run) -> None:
     run.add_argument("--from", dest="from_step", metavar="STEP", help="run this step and all downstream")
     run.add_argument("--to", dest="to_step", metavar="STEP", help="run this step and all upstream")
     run.add_argument("--only", nargs="+", metavar="STEP", help="run just these steps")
+    run.add_argument("--executor", metavar="SPEC",
+                     help="in-kernel (default), threads[:N] or processes[:N]: run independent "
+                          "steps in parallel on N threads or worker processes")
+    run.add_argument("--max-parallel", type=int, metavar="N",
+                     help="run at most N steps at once (SageMaker's ParallelismConfiguration)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="run every step afresh, reusing no stored result")
 
@@ -138,7 +143,7 @@ def _start(pipeline, args, folder: Path) -> int:
     overrides = parse_assignments(args.param)
     resolve(pipeline.parameters, overrides)  # bad parameters fail before the progress display
     select = {"from_step": args.from_step, "to_step": args.to_step, "only": args.only,
-              "cache": args.cache}
+              "cache": args.cache, "executor": args.executor, "max_parallel": args.max_parallel}
     return execute(lambda listener: pipeline.start(overrides, listeners=[listener], **select),
                    len(pipeline.steps), folder, args)
 

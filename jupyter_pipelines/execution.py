@@ -212,3 +212,15 @@ def condition_text(cond: dict) -> str:
 def _side(expression: str, value: Any) -> str:
     shown = f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else repr(value)
     return shown if expression in (repr(value), shown, str(value)) else f"{expression} {shown}"
+
+
+def execution_summary(doc: dict) -> dict:
+    out = {"PipelineExecutionArn": doc["id"], "PipelineVersionId": doc["version_id"],
+           "PipelineExecutionStatus": doc["status"],
+           "StartTime": _iso(doc["start"]), "EndTime": _iso(doc["end"]),
+           "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in doc["parameters"].items()]}
+    if doc["failure_reason"]:
+        out["FailureReason"] = doc["failure_reason"]
+    if doc.get("retry_of"):
+        out["RetryOf"] = doc["retry_of"]
+    return out

@@ -38,8 +38,8 @@ def _workspace(args, execution_id: str | None = None):
 def _executions(args) -> int:
     from rich.console import Console
 
+    from .execution import execution_summary
     from .locate import no_executions_text
-    from .pipeline import execution_summary
     from .tables import Column, print_table
 
     workspace = _workspace(args)

@@ -95,6 +95,9 @@ class PipelineMagics(Magics):
     @argument("--only", nargs="+", metavar="STEP", help="run: just these steps.")
     @argument("--no-cache", dest="cache", action="store_false",
               help="run: run every step afresh, reusing no stored result.")
+    @argument("--executor", metavar="SPEC",
+              help="run: in-kernel (default), threads[:N] or processes[:N] (a warm pool).")
+    @argument("--max-parallel", type=int, metavar="N", help="run: at most N steps at once.")
     @argument("--out", "-o", metavar="FILE", help="definition: write the JSON to FILE.")
     @argument("--view-only", action="store_true",
               help="load: draw the definition without replacing the notebook's pipeline.")
@@ -110,9 +113,11 @@ class PipelineMagics(Magics):
         if args.names and (args.command not in allowed or
                            (allowed[args.command] and len(args.names) > allowed[args.command])):
             raise UsageError(f"%pipeline {args.command} does not take {' '.join(args.names)!r}.")
-        run_flags = args.param or args.from_step or args.to_step or args.only or not args.cache
+        run_flags = (args.param or args.from_step or args.to_step or args.only or not args.cache
+                     or args.executor or args.max_parallel is not None)
         if run_flags and args.command != "run":
-            raise UsageError("--param, --from, --to, --only and --no-cache are for %pipeline run.")
+            raise UsageError("--param, --from, --to, --only, --no-cache, --executor and "
+                             "--max-parallel are for %pipeline run.")
         if args.out and args.command != "definition":
             raise UsageError("--out is for %pipeline definition.")
         if args.view_only and args.command != "load":
@@ -130,7 +135,8 @@ class PipelineMagics(Magics):
             return self.session.load(_text(args.names[0]), view_only=args.view_only)
         if args.command == "run":
             return self.session.run(parse_assignments(args.param), from_step=args.from_step,
-                                    to_step=args.to_step, only=args.only, cache=args.cache)
+                                    to_step=args.to_step, only=args.only, cache=args.cache,
+                                    executor=_text(args.executor), max_parallel=args.max_parallel)
         if args.command == "retry":
             return self.session.retry(args.names[0] if args.names else None)
         if args.command == "executions":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -13,12 +12,11 @@ from typing import Any
 
 from . import parameters as params_mod
 from .errors import PipelineError, UnknownReferenceError, did_you_mean
-from .execution import Execution, Listener, StepRecord
+from .execution import Execution, Listener, StepRecord, execution_summary
 from .graph import Graph, build, unknown_input
 from .parameters import Parameter
 from .registry import default_home
-from .run import arguments, runner
-from .run.executors import InKernelExecutor
+from .run import arguments, executors, runner
 from .source import Context
 from .steps import RunContext, Step, make_step
 
@@ -151,12 +149,15 @@ class Pipeline:
         return from_definition(source, name=name, **kwargs)
 
     # -- running -----------------------------------------------------------------------
-    def start(self, parameters: dict[str, Any] | None = None, *, executor: Executor | None = None,
+    def start(self, parameters: dict[str, Any] | None = None, *,
+              executor: Executor | str | None = None, max_parallel: int | None = None,
               listeners: list[Listener] = (), echo: bool = False, display: bool | None = None,
               from_step: str | None = None, to_step: str | None = None,
               only: list[str] | None = None, cache: bool = True) -> Execution:
         """Run the pipeline as one execution; returns it when finished.
 
+        ``executor`` is an Executor or "in-kernel", "threads[:N]", "processes[:N]" (a warm
+        pool, see `run.executors`); ``max_parallel`` caps the steps running at once.
         ``from_step``/``to_step``/``only`` run part of the DAG (those steps always run; the
         other steps they need come from the store); ``cache=False`` runs every step afresh.
         In a notebook (``display`` None) or with ``display=True`` the live DAG widget is shown
@@ -165,7 +166,7 @@ class Pipeline:
         select = (from_step, to_step, tuple(only or ())) if (from_step or to_step or only) else None
         return self._execute(parameters, select=select, executor=executor, listeners=listeners,
                              echo=echo, display=_in_notebook() if display is None else display,
-                             cache=cache)
+                             cache=cache, max_parallel=max_parallel)
 
     def run_step(self, name: str, parameters: dict[str, Any] | None = None, *,
                  executor: Executor | None = None, listeners: list[Listener] = (),
@@ -188,8 +189,9 @@ class Pipeline:
         return self._execute(doc["parameters"], retry_of=doc["id"], **kwargs)
 
     def _execute(self, overrides, *, target=None, select=None, retry_of=None, executor=None,
-                 listeners=(), echo=False, display=False, cache=True) -> Execution:
-        arguments.check_executor(executor, listeners)
+                 listeners=(), echo=False, display=False, cache=True, max_parallel=None) -> Execution:
+        arguments.check_executor(executor, listeners, max_parallel)
+        executor = executors.resolve(executor or self.executor)
         values = params_mod.resolve(self.parameters, overrides)
         graph, names = self._selection(target)
         external = [graph.steps[n] for n in names if graph.steps[n].kind == "aws"]
@@ -203,6 +205,8 @@ class Pipeline:
             names = [n for n in graph.order if n in forced | graph.ancestors(forced)]
         elif not cache:
             forced = frozenset(names)
+        from .store.keys import fingerprints
+
         prints = fingerprints(graph, values, self.context)
         reused = self._reusable(names, prints, target) if target else {}
         execution_id = f"{self.name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
@@ -231,8 +235,7 @@ class Pipeline:
         base = self.context.namespace()
         base.update(values)
         ctx = RunContext(execution_id, self.state_dir, MappingProxyType(values))
-        runner.run(execution, graph, names, executor or self.executor or InKernelExecutor(),
-                   base, ctx, reused, echo, recorder)
+        runner.run(execution, graph, names, executor, base, ctx, reused, echo, recorder, max_parallel)
         for n, record in execution.steps.items():
             if record.status == "Succeeded":
                 self._memory[n] = (prints[n], record, execution.id)
@@ -357,20 +360,6 @@ class Pipeline:
                 f"steps={list(self.steps)})")
 
 
-def execution_summary(doc: dict) -> dict:
-    from .execution import _iso
-
-    out = {"PipelineExecutionArn": doc["id"], "PipelineVersionId": doc["version_id"],
-           "PipelineExecutionStatus": doc["status"],
-           "StartTime": _iso(doc["start"]), "EndTime": _iso(doc["end"]),
-           "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in doc["parameters"].items()]}
-    if doc["failure_reason"]:
-        out["FailureReason"] = doc["failure_reason"]
-    if doc.get("retry_of"):
-        out["RetryOf"] = doc["retry_of"]
-    return out
-
-
 def _in_notebook() -> bool:
     """True in a Jupyter kernel (where a widget can render), False in scripts and terminals."""
     import sys
@@ -378,21 +367,3 @@ def _in_notebook() -> bool:
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython else None
     return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def fingerprints(graph: Graph, values: dict[str, Any], context: Context) -> dict[str, str]:
-    """A digest per step of everything its results depend on: its definition, the values of
-    the parameters it reads, the notebook definitions it uses, and its upstream digests."""
-    from .store.keys import helpers_used, parameters_read
-
-    prints: dict[str, str] = {}
-    has_context = bool(context.snippets)
-    for name in graph.order:
-        step = graph.steps[name]
-        helpers = helpers_used(context, step.reads) if has_context else {}
-        read = parameters_read(step, context, values) if has_context else graph.params[name]
-        parts = [step.digest, *(f"{p}={values[p]!r}" for p in read),
-                 *(f"{n}:{s}" for n, s in sorted(helpers.items())),
-                 *(prints[u] for u in graph.upstream[name])]
-        prints[name] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    return prints

@@ -20,11 +20,18 @@ def check_selection(from_step: Any, to_step: Any, only: Any) -> None:
                             f"got {only!r}.")
 
 
-def check_executor(executor: Any, listeners: Any) -> None:
-    if executor is not None and not callable(getattr(executor, "submit", None)):
+def check_executor(executor: Any, listeners: Any, max_parallel: Any = None) -> None:
+    """``executor`` (an Executor or a name `executors.resolve` checks), ``listeners`` and
+    ``max_parallel`` (a whole number >= 1, or None)."""
+    if executor is not None and not isinstance(executor, str) and not callable(
+            getattr(executor, "submit", None)):
         raise PipelineError(
-            f"executor must be a concurrent.futures.Executor (e.g. ThreadPoolExecutor()); got "
-            f"{type(executor).__name__}.")
+            f"executor must be a concurrent.futures.Executor (e.g. ThreadPoolExecutor()) or one "
+            f"of 'in-kernel', 'threads[:N]', 'processes[:N]'; got {type(executor).__name__}.")
+    if max_parallel is not None and (isinstance(max_parallel, bool) or not isinstance(max_parallel, int)
+                                     or max_parallel < 1):
+        raise PipelineError(f"max_parallel must be a whole number >= 1 (the most steps running at "
+                            f"once), or None for no limit; got {max_parallel!r}.")
     # items are checked only in a collection: checking an iterator would use it up
     items = listeners if isinstance(listeners, Collection) else ()
     if isinstance(listeners, (str, bytes)) or not hasattr(listeners, "__iter__") or not all(

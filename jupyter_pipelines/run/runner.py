@@ -4,6 +4,7 @@ what comes back. It knows nothing of notebooks or widgets: it emits events on th
 
 from __future__ import annotations
 
+import builtins
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
@@ -30,6 +31,27 @@ class TaskResult:
     stderr: str = ""
     start: float = 0.0
     end: float = 0.0
+
+    def unportable(self, exc: Exception) -> TaskResult:
+        """This result could not be sent back from a worker process: the failure naming the
+        output that cannot cross (called by `executors.ProcessExecutor`'s workers)."""
+        import cloudpickle
+
+        for name, value in self.outputs.items():
+            try:
+                cloudpickle.dumps(value)
+            except Exception as error:
+                kind = f"{type(value).__module__}.{type(value).__qualname__}"
+                return TaskResult(
+                    "Failed", failure_reason=(
+                        f"Output `{name}` ({kind}) cannot be sent back from the worker process "
+                        f"that ran the step ({type(error).__name__}: {error}). Run this pipeline "
+                        f"with --executor threads or in-kernel, or make `{name}` a value that "
+                        f"can be pickled (or keep it private as `_{name}`)."),
+                    stdout=self.stdout, stderr=self.stderr, start=self.start, end=self.end)
+        return TaskResult("Failed", failure_reason=f"The step's result cannot be sent back from "
+                          f"the worker process: {type(exc).__name__}: {exc}",
+                          start=self.start, end=self.end)
 
 
 def run_task(step: Step, ns: dict, ctx: RunContext) -> TaskResult:
@@ -68,20 +90,22 @@ class Cache(Protocol):
 
 def run(execution: Execution, graph: Graph, names: list[str], executor: Executor,
         base: dict, ctx: RunContext, reused: dict[str, StepRecord] | None = None,
-        echo: bool = False, cache: Cache | None = None) -> Execution:
+        echo: bool = False, cache: Cache | None = None, max_parallel: int | None = None) -> Execution:
     """Run ``names`` (a set of steps closed under their upstream) of ``graph``.
 
     ``base`` is the namespace every step starts from (the notebook's context plus the
     parameters); ``reused`` are records of steps whose earlier results stand (Cached);
-    ``cache``, if given, may supply a stored result for a step and keeps every new one.
+    ``cache``, if given, may supply a stored result for a step and keeps every new one;
+    ``max_parallel`` caps the steps running at once (SageMaker's ParallelismConfiguration).
     """
-    return _Run(execution, graph, names, executor, base, ctx, cache).go(reused or {}, echo)
+    return _Run(execution, graph, names, executor, base, ctx, cache, max_parallel).go(reused or {}, echo)
 
 
 class _Run:
-    def __init__(self, execution, graph, names, executor, base, ctx, cache):
+    def __init__(self, execution, graph, names, executor, base, ctx, cache, max_parallel=None):
         self.execution, self.graph, self.executor = execution, graph, executor
         self.base, self.ctx, self.cache = base, ctx, cache
+        self.max_parallel = max_parallel
         wanted = set(names)
         self.names = names
         self.plan = scheduler.Plan(
@@ -102,7 +126,8 @@ class _Run:
         try:
             with capture.installed(echo):
                 while not state.done:
-                    while state.ready:
+                    while state.ready and (self.max_parallel is None
+                                           or len(self.futures) < self.max_parallel):
                         self._start(scheduler.take(state))
                     if self.futures:
                         done = [f for f in self.futures if f.done()] or wait(
@@ -140,7 +165,19 @@ class _Run:
             future.set_result(TaskResult("Failed", failure_reason=f"Step `{step.name}` could not "
                                          f"read its inputs: {exc}", start=now, end=now))
         else:
-            future = self.executor.submit(run_task, step, ns, self.ctx)
+            if getattr(self.executor, "crosses_processes", False) and isinstance(
+                    ns.get("__builtins__"), dict):  # IPython's builtins (its history, ...) stay
+                ns["__builtins__"] = builtins      # here: the worker has its own
+            try:
+                future = self.executor.submit(run_task, step, ns, self.ctx)
+            except Exception as exc:  # e.g. an input a process pool cannot be sent
+                future = Future()
+                now = time.time()
+                future.set_result(TaskResult("Failed", failure_reason=(
+                    f"Step `{step.name}` could not be handed to the executor "
+                    f"({type(exc).__name__}: {exc}). An executor of other processes needs every "
+                    "input to be picklable: run it with --executor threads or in-kernel."),
+                    start=now, end=now))
         self.futures[future] = step.name
         if future.done():
             self._collect(future)

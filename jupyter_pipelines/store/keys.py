@@ -20,11 +20,14 @@ import hashlib
 import json
 import re
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DefinitionError
 from ..source import Context, analyze
 from ..steps import Step
+
+if TYPE_CHECKING:
+    from ..graph import Graph
 
 PARTS = ("kind", "code", "helpers", "parameters", "inputs", "packages")
 _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
@@ -166,3 +169,19 @@ def iso_duration(seconds: float) -> str:
     if secs:
         clock += f"{secs:.6f}".rstrip("0").rstrip(".") + "S"
     return text + ("T" + clock if clock else "") if (days or clock) else "PT0S"
+
+
+def fingerprints(graph: Graph, values: dict[str, Any], context: Context) -> dict[str, str]:
+    """A digest per step of everything its results depend on: its definition, the values of
+    the parameters it reads, the notebook definitions it uses, and its upstream digests."""
+    prints: dict[str, str] = {}
+    has_context = bool(context.snippets)
+    for name in graph.order:
+        step = graph.steps[name]
+        helpers = helpers_used(context, step.reads) if has_context else {}
+        read = parameters_read(step, context, values) if has_context else graph.params[name]
+        parts = [step.digest, *(f"{p}={values[p]!r}" for p in read),
+                 *(f"{n}:{s}" for n, s in sorted(helpers.items())),
+                 *(prints[u] for u in graph.upstream[name])]
+        prints[name] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return prints

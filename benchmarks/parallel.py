@@ -1,0 +1,111 @@
+"""Every core of the machine (issue 10 §2): a mixed CPU workload, serial against parallel.
+
+The pipeline: one small source step, then 4 numpy-bound steps (sorting arrays: one core each)
+and 4 pure-Python steps (integer loops, which hold the GIL), each a fixed amount of work
+calibrated to about 0.5 s in one thread, all reading the source. Every figure is a default run
+(history, store and cache on, ``cache=False`` so every step runs) in a fresh state folder,
+timed with ``time.perf_counter`` around ``Pipeline.start``; pools are warm (one untimed run
+first), as they are in a kernel session. The baseline is the in-kernel executor (serial) in
+the same run, interleaved. Target: ``processes`` >= 1.85x the serial run on 2 cores.
+
+Run from the repository root: ``python benchmarks/parallel.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if importlib.util.find_spec("jupyter_pipelines") is None:  # a plain clone, not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import common  # benchmarks/common.py: the shared entry point
+
+from jupyter_pipelines import Pipeline
+from jupyter_pipelines.source import Context
+
+TARGET = 1.85
+HELPERS = """
+import numpy as np
+
+def numpy_work(rounds, seed):
+    rng = np.random.default_rng(seed)
+    return sum(float(np.sort(rng.random(200_000))[100_000]) for _ in range(rounds))
+
+def python_work(rounds):
+    total = 0
+    for _ in range(rounds):
+        for i in range(20_000):
+            total += i * i % 7
+    return total
+"""
+
+
+def calibrate(seconds: float) -> tuple[int, int]:
+    """Rounds of each kind of work that take ``seconds`` here, in one thread: a fixed amount of
+    work, so that a run is only faster if the work really ran in parallel."""
+    namespace: dict = {}
+    exec(HELPERS, namespace)
+    rounds = []
+    for work, args in ((namespace["numpy_work"], (0,)), (namespace["python_work"], ())):
+        start = time.perf_counter()
+        work(20, *args)
+        rounds.append(max(1, round(20 * seconds / (time.perf_counter() - start))))
+    return rounds[0], rounds[1]
+
+
+def workload(home: str, rounds: tuple[int, int]) -> Pipeline:
+    p = Pipeline("parallel", home=home)
+    p.context = Context.from_cells([HELPERS])
+    p.add_step("Source", f"numpy_rounds, python_rounds = {rounds[0]}, {rounds[1]}")
+    for i in range(4):
+        p.add_step(f"Numpy{i}", f"sorted{i} = numpy_work(numpy_rounds, {i})")
+        p.add_step(f"Python{i}", f"summed{i} = python_work(python_rounds)")
+    return p
+
+
+def timed(executor: str, rounds: tuple[int, int]) -> float:
+    home = tempfile.mkdtemp(prefix="jp-bench-parallel-")
+    try:
+        pipeline = workload(home, rounds)
+        gc.collect()
+        start = time.perf_counter()
+        execution = pipeline.start(executor=executor, display=False, cache=False)
+        took = time.perf_counter() - start
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if execution.status != "Succeeded":
+        raise RuntimeError(f"the {executor} run did not succeed:\n{execution!r}")
+    return took
+
+
+def report(repeat: int, seconds: float = 0.5) -> None:
+    specs = ("in-kernel", "threads:2", "processes:2")
+    rounds = calibrate(seconds)
+    for spec in specs:  # warm-up: pools started, imports done in the workers
+        timed(spec, (1, 1))
+    samples: dict[str, list[float]] = {spec: [] for spec in specs}
+    for _ in range(repeat):
+        for spec in specs:
+            samples[spec].append(timed(spec, rounds))
+    serial = min(samples["in-kernel"])
+    method = os.environ.get("JUPYTER_PIPELINES_START_METHOD", "forkserver")
+    print(f"4 numpy-bound + 4 pure-Python steps of {seconds} s on {os.cpu_count()} cores "
+          f"(best of {repeat}; start method {method})")
+    print(f"  {'in-kernel (serial)':<22} {serial:6.2f} s")
+    for spec in specs[1:]:
+        best = min(samples[spec])
+        speedup = serial / best
+        note = (f"target >= {TARGET}x  {'PASS' if speedup >= TARGET else 'MISS'}"
+                if spec.startswith("processes") else "the GIL serialises the pure-Python steps")
+        print(f"  {spec:<22} {best:6.2f} s   {speedup:4.2f}x the serial run   ({note})")
+
+
+if __name__ == "__main__":
+    common.main(__doc__, report, repeat=3, quick=1)
