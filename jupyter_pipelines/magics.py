@@ -18,7 +18,7 @@ COMMANDS = ("run", "show", "steps", "remove", "reset", "executions", "describe",
 STEP_KINDS = ("processing", "training", "condition", "fail", "register-model", "create-model",
               "transform")
 _OPTION_FLAGS = ("model", "if_steps", "else_steps", "group", "approval_status", "metrics",
-                 "data", "batch_size")
+                 "data", "batch_size", "instance_count")
 
 
 @magics_class
@@ -54,6 +54,8 @@ class PipelineMagics(Magics):
     @argument("--metrics", help="register-model: the input holding the model's metrics.")
     @argument("--data", help="transform: the input holding the rows to predict.")
     @argument("--batch-size", type=int, help="transform: rows per batch (default 1024).")
+    @argument("--instance-count", type=int, metavar="N",
+              help="transform: split the rows into N parts run in parallel on the executor.")
     @argument("--no-cache", dest="cache", action="store_false",
               help="Always run the step, never reuse a stored result.")
     @argument("--cache-expire", metavar="DURATION",

@@ -182,3 +182,52 @@ def test_the_magic_and_the_cli_take_executor_and_max_parallel(ip, tmp_path):
     assert json.loads(done.stdout)["PipelineExecutionStatus"] == "Succeeded"
     bad = cli(["run", nb, "--executor", "gpu"], tmp_path, tmp_path / "state")
     assert bad.returncode == 2 and "'gpu'" in bad.stderr
+
+
+TRANSFORM_CONTEXT = """
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LinearRegression
+
+def picky_predict(model, data):
+    if (data["x"] == 13).any():
+        raise ValueError("row 13 is not allowed")
+    return model.predict(data)
+"""
+
+
+def transform_pipeline(home, instances: int, predict: str = "") -> Pipeline:
+    p = Pipeline("transform", home=home)
+    p.context = Context.from_cells([TRANSFORM_CONTEXT])
+    p.add_step("Data", "train = pd.DataFrame({'x': np.arange(50.0)})\ny = train['x'] * 3 + 1\n"
+                       "rows = pd.DataFrame({'x': np.arange(20.0)}, index=[f'r{i}' for i in range(20)])")
+    p.add_step("Train", "model = LinearRegression().fit(train, y)", "training")
+    p.add_step("Package", predict, "create-model", model="model")
+    p.add_step("Score", "", "transform", model="Package", data="rows", batch_size=4,
+               instance_count=instances)
+    return p
+
+
+@pytest.mark.parametrize("spec", ["in-kernel", "threads:2", "processes:2"])
+def test_a_transform_spreads_its_rows_over_the_executor_in_order(spec, tmp_path):
+    one = transform_pipeline(tmp_path / "one", 1).start(display=False)
+    spread = transform_pipeline(tmp_path / "three", 3).start(executor=spec, display=False)
+    assert spread.status == "Succeeded"
+    expected, got = one.result("Score", "predictions"), spread.result("Score", "predictions")
+    assert list(got.index) == [f"r{i}" for i in range(20)]  # aligned with the input rows
+    assert got.round(6).tolist() == expected.round(6).tolist() == [3 * i + 1.0 for i in range(20)]
+    meta = spread.steps["Score"].metadata["Transform"]
+    assert meta == {"Rows": 20, "BatchSize": 4, "InstanceCount": 3}
+
+
+def test_a_failing_part_of_a_transform_names_its_part(tmp_path):
+    p = transform_pipeline(tmp_path / "state", 3, "predict = picky_predict")
+    ex = p.start(executor="threads:2", display=False)
+    reason = ex.steps["Score"].failure_reason
+    assert ex.status == "Failed" and reason.startswith("(part 3 of 3)") and "row 13" in reason
+    assert "(rows 13..16)" in reason  # positions in the whole input, not in the part
+
+
+def test_instance_count_must_be_a_positive_whole_number(ip):
+    with pytest.raises(PipelineError, match="--instance-count must be a positive whole number; got 0"):
+        run_cell(ip, "%%step Score --kind transform --model M --data rows --instance-count 0\n# score")

@@ -5,6 +5,7 @@ what comes back. It knows nothing of notebooks or widgets: it emits events on th
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 from ..errors import ExecutionFailed, PipelineError, StepFailed
 from ..execution import Execution, StepRecord
 from ..graph import Graph
-from ..steps import KINDS, RunContext, Step
+from ..steps import KINDS, RunContext, Step, StepOutcome
 from ..steps.base import exit_message, user_traceback
 from . import capture, scheduler
 from .protect import protect
@@ -169,7 +170,7 @@ class _Run:
                     ns.get("__builtins__"), dict):  # IPython's builtins (its history, ...) stay
                 ns["__builtins__"] = builtins      # here: the worker has its own
             try:
-                future = self.executor.submit(run_task, step, ns, self.ctx)
+                future = self._spread(step, ns)
             except Exception as exc:  # e.g. an input a process pool cannot be sent
                 future = Future()
                 now = time.time()
@@ -181,6 +182,16 @@ class _Run:
         self.futures[future] = step.name
         if future.done():
             self._collect(future)
+
+    def _spread(self, step: Step, ns: dict) -> Future:
+        """One task, or, for a kind that splits its work (a transform's instance count), one
+        task per part on the executor, gathered into one future of the merged result."""
+        kind = KINDS[step.kind]
+        parts = kind.split(step, ns) if hasattr(kind, "split") else [ns]
+        if len(parts) == 1:
+            return self.executor.submit(run_task, step, parts[0], self.ctx)
+        return _gathered([self.executor.submit(run_task, step, part, self.ctx) for part in parts],
+                         lambda results: _merged(kind, step, results))
 
     def _collect(self, future: Future) -> None:
         name = self.futures.pop(future)
@@ -256,6 +267,41 @@ class _Run:
             record.status = self.state.finished[name]
             if record.status == "Skipped":
                 self.execution.emit("step_finished", step=name, record=record)
+
+
+def _gathered(futures: list[Future], combine) -> Future:
+    """A future done when all of ``futures`` are, holding ``combine(their results)``."""
+    gathered: Future = Future()
+    pending = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future) -> None:
+        with lock:
+            pending[0] -= 1
+            if pending[0]:
+                return
+        try:
+            gathered.set_result(combine([f.result() for f in futures]))
+        except BaseException as exc:
+            gathered.set_exception(exc)
+
+    for future in futures:
+        future.add_done_callback(one_done)
+    return gathered
+
+
+def _merged(kind, step: Step, results: list[TaskResult]) -> TaskResult:
+    """The parts' results as one: the first failure (naming its part), else the merged outputs."""
+    start, end = min(r.start for r in results), max(r.end for r in results)
+    stdout, stderr = "".join(r.stdout for r in results), "".join(r.stderr for r in results)
+    for number, result in enumerate(results, start=1):
+        if result.status == "Failed":
+            result.failure_reason = f"(part {number} of {len(results)}) {result.failure_reason}"
+            result.start, result.end, result.stdout, result.stderr = start, end, stdout, stderr
+            return result
+    merged = kind.merge(step, [StepOutcome(r.outputs, r.metadata) for r in results])
+    return TaskResult("Succeeded", merged.outputs, merged.metadata, stdout=stdout, stderr=stderr,
+                      start=start, end=end)
 
 
 def _namespace(graph: Graph, step: Step, base: dict, records: dict[str, StepRecord]) -> dict:

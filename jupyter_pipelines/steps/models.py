@@ -144,17 +144,47 @@ class CreateModelKind(Kind):
 class TransformKind(Kind):
     name = "transform"
     sagemaker_type = "Transform"
-    options = {"model": None, "data": None, "batch_size": 1024}
+    options = {"model": None, "data": None, "batch_size": 1024, "instance_count": 1}
     produces = "predictions"
 
     def check_options(self, name: str, opts: dict) -> dict:
         _required(name, self.name, opts, "model", "data")
-        size = opts["batch_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise DefinitionError(
-                f"Step `{name}`: --batch-size must be a positive whole number; got {size!r}."
-            )
+        for option, flag in (("batch_size", "--batch-size"), ("instance_count", "--instance-count")):
+            value = opts[option]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DefinitionError(
+                    f"Step `{name}`: {flag} must be a positive whole number; got {value!r}."
+                )
         return opts
+
+    def split(self, step: Step, ns: dict) -> list[dict]:
+        """The namespaces of the parts the run spreads over the executor: the rows in
+        ``instance_count`` contiguous slices (SageMaker's instance count), or just ``ns``."""
+        count, name = step.options.get("instance_count", 1), step.options["data"]
+        data = ns.get(name)
+        if count <= 1 or not hasattr(data, "__len__") or not hasattr(data, "__getitem__") or len(data) < 2:
+            return [ns]
+        rows = data.iloc if hasattr(data, "iloc") else data
+        parts = min(count, len(data))
+        bounds = [round(i * len(data) / parts) for i in range(parts + 1)]
+        return [{**ns, name: rows[a:b], "__row_offset__": a}
+                for a, b in zip(bounds, bounds[1:], strict=False)]
+
+    def merge(self, step: Step, parts: list[StepOutcome]) -> StepOutcome:
+        """One outcome from the parts' outcomes, predictions in the rows' order."""
+        import numpy as np
+
+        output = step.outputs[0]
+        values = [part.outputs[output] for part in parts]
+        if hasattr(values[0], "iloc"):
+            import pandas as pd
+
+            merged = pd.concat(values)
+        else:
+            merged = np.concatenate(values)
+        rows = sum(part.metadata["Transform"]["Rows"] for part in parts)
+        return StepOutcome({output: merged}, {"Transform": {
+            "Rows": rows, "BatchSize": step.options["batch_size"], "InstanceCount": len(parts)}})
 
     def extra_reads(self, opts: dict, writes: tuple[str, ...]) -> list[str]:
         return [opts["data"]] if opts["data"] not in writes else []
@@ -171,12 +201,15 @@ class TransformKind(Kind):
                 f"Step `{step.name}`: --data `{step.options['data']}` is a {type(data).__name__}; "
                 "a transform needs a DataFrame, an array or another sequence of rows."
             )
-        predictions = batch_predict(step.name, entity, data, step.options["batch_size"])
+        predictions = batch_predict(step.name, entity, data, step.options["batch_size"],
+                                    ns.get("__row_offset__", 0))
         return StepOutcome({step.outputs[0]: predictions},
                            {"Transform": {"Rows": len(data), "BatchSize": step.options["batch_size"]}})
 
 
-def batch_predict(step: str, entity: ModelEntity, data: Any, size: int) -> Any:
+def batch_predict(step: str, entity: ModelEntity, data: Any, size: int, offset: int = 0) -> Any:
+    """Predictions batch by batch; ``offset`` is the position of ``data``'s first row in the
+    whole input (a part of a spread transform), so messages name the real rows."""
     import numpy as np
 
     rows = data.iloc if hasattr(data, "iloc") else data
@@ -188,15 +221,14 @@ def batch_predict(step: str, entity: ModelEntity, data: Any, size: int) -> Any:
         except Exception as exc:
             raise StepFailed(
                 f"Step `{step}` raised {type(exc).__name__}: {exc} in the model's predict (rows "
-                f"{start}..{start + len(batch) - 1})",
+                f"{offset + start}..{offset + start + len(batch) - 1})",
                 user_traceback(exc, f"<step {entity.name}>"),
             ) from exc
         if out.ndim == 0 or len(out) != len(batch):
             raise ContractError(
                 f"Step `{step}`: the model returned {out.size if out.ndim else 'a single value'} "
-                f"predictions for a batch of "
-                f"{len(batch)} rows (rows {start}..{start + len(batch) - 1}); predictions must be "
-                "one per row."
+                f"predictions for a batch of {len(batch)} rows (rows {offset + start}.."
+                f"{offset + start + len(batch) - 1}); predictions must be one per row."
             )
         parts.append(out)
     values = np.concatenate(parts) if parts else np.empty(0)
