@@ -7,10 +7,11 @@ a number and never overwrite one another. Each version keeps its approval status
 the model itself and its lineage: the execution and step that registered it and the digests of
 the step's inputs.
 
-Models are stored with `jupyter_pipelines.store.serialize.encode`: scikit-learn estimators as
-skops, which `load_model` rebuilds without unpickling (only scikit-learn, numpy and scipy types
-are trusted); anything else falls back to cloudpickle, which `load_model` refuses unless called
-with ``trusted=True``, since unpickling runs whatever code the pickle names.
+Models are stored with `jupyter_pipelines.store.serialize.encode_model`: scikit-learn estimators
+as skops (the artifact store keeps them as digest-checked pickles; a registry reader checks no
+digest), which `load_model` rebuilds without unpickling (only scikit-learn, numpy and scipy
+types are trusted); anything else falls back to cloudpickle, which `load_model` refuses unless
+called with ``trusted=True``, since unpickling runs whatever code the pickle names.
 
     register(group, model, ...)            -> ModelPackage (the new version)
     list_groups() / list_packages(group)   -> names / ModelPackages
@@ -79,7 +80,7 @@ def register(group: str, model: Any, *, approval_status: str = "PendingManualApp
     ``execution_id``, ``step_name`` and ``input_digests`` (input name -> digest, see
     `digest_inputs`) record where the model came from.
     """
-    from .store.serialize import SerializationError, encode
+    from .store.serialize import SerializationError, encode_model
 
     _check_group(group)
     if approval_status not in APPROVAL_STATUSES:
@@ -88,7 +89,7 @@ def register(group: str, model: Any, *, approval_status: str = "PendingManualApp
         )
     digests = _check_digests(group, input_digests)
     try:
-        fmt, blob = encode(model)
+        fmt, blob = encode_model(model)  # skops: a registry reader checks no digest
     except SerializationError as exc:
         raise RegistryError(f"The model registered in group `{group}` {exc}.") from None
     try:
@@ -215,7 +216,11 @@ def load_model(group: str, version: int | str = "latest", *, home: Path | None =
 
 def digest_inputs(values: Mapping[str, Any]) -> dict[str, str]:
     """``{name: sha256}`` of each value as the artifact store would save it (its format and
-    bytes), for `register`'s ``input_digests``. Values that cannot be serialised are left out."""
+    bytes), for `register`'s ``input_digests``. Values that cannot be serialised are left out.
+
+    A register-model step gets the digests the store already computed (``__digests__``); this
+    is the fallback (``persist=False``, or a call from Python), and costs one pickle of a model,
+    not a skops encoding."""
     from .store.serialize import SerializationError, encode
 
     digests = {}
