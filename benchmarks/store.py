@@ -146,11 +146,11 @@ def abalone_breakdown(params: dict) -> tuple[float, list[tuple[str, float]]]:
 
     targets = [
         (runner, "_namespace", "register-model step: its inputs, loaded from the store, of which:"),
-        (artifacts, "decode", "  decoding the artifacts (the model: skops loads + type audit)"),
+        (artifacts, "decode", "  decoding the artifacts (the model: a verified pickle)"),
         (runner, "protect", "  protect(): a deep copy of the model for the step"),
         (RegisterModelKind, "run", "register-model step: RegisterModelKind.run, of which:"),
-        (registry, "digest_inputs", "  registry.digest_inputs: encodes every input again (the "
-                                    "model: skops) to hash it"),
+        (registry, "digest_inputs", "  registry.digest_inputs: the fallback hashing of inputs "
+                                    "(the step passes the store's digests)"),
         (registry, "register", "  registry.register: encodes the model once more (skops), SQLite"),
         (skops.io, "dumps", "skops.io.dumps, all calls"),
         (serialize, "_canonical_skops", "skops bytes made canonical (ids renumbered, re-zipped), "

@@ -450,8 +450,8 @@ def test_step_cell_reruns_upstream_whose_direct_helper_changed(ip):
 
 
 def test_an_identical_retrained_model_leaves_downstream_cached(tmp_path, monkeypatch):
-    """An estimator's stored bytes are a function of the model (skops stamps times and names
-    entries by id(); the store canonicalises them), so its digest, and downstream, stand."""
+    """An estimator's stored bytes are a function of the model (pickled, structured arrays'
+    padding zeroed; no time stamps), so its digest, and downstream, stand."""
     p = Pipeline("retrain", home=tmp_path / "state")
     p.context = Context.from_cells([MODEL_CONTEXT + "\ndef make_model():\n    return LinearRegression()"])
     p.add_step("Data", "X = [[0.0], [1.0], [2.0]]\ny = [1.0, 3.0, 5.0]")

@@ -35,7 +35,7 @@ class Box:
 """
 
 OUTPUTS = {  # output -> (format, how to damage it)
-    "n": "json", "frame": "parquet", "array": "npy", "model": "skops", "box": "pickle",
+    "n": "json", "frame": "parquet", "array": "npy", "model": "pickle", "box": "pickle",
 }
 
 
