@@ -6,7 +6,9 @@ calibrated to about 0.5 s in one thread, all reading the source. Every figure is
 (history, store and cache on, ``cache=False`` so every step runs) in a fresh state folder,
 timed with ``time.perf_counter`` around ``Pipeline.start``; pools are warm (one untimed run
 first), as they are in a kernel session. The baseline is the in-kernel executor (serial) in
-the same run, interleaved. Target: ``processes`` >= 1.85x the serial run on 2 cores.
+the same run, interleaved. Target: ``processes`` >= 1.85x the serial run on 2 cores. For
+reference, the same 8 functions on a bare warm process pool, without a pipeline: the ceiling
+this machine allows.
 
 Run from the repository root: ``python benchmarks/parallel.py [--quick]``.
 """
@@ -28,6 +30,7 @@ if importlib.util.find_spec("jupyter_pipelines") is None:  # a plain clone, not 
 import common  # benchmarks/common.py: the shared entry point
 
 from jupyter_pipelines import Pipeline
+from jupyter_pipelines.run.executors import _call_pickled
 from jupyter_pipelines.source import Context
 
 TARGET = 1.85
@@ -85,15 +88,41 @@ def timed(executor: str, rounds: tuple[int, int]) -> float:
     return took
 
 
+class RawPool:
+    """The hardware's ceiling: the same 8 functions on a warm 2-process pool, no pipeline."""
+
+    def __init__(self, rounds: tuple[int, int]):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        import cloudpickle
+
+        namespace: dict = {}
+        exec(HELPERS, namespace)
+        self.tasks = [cloudpickle.dumps((namespace["numpy_work"], (rounds[0], i), {})) for i in range(4)]
+        self.tasks += [cloudpickle.dumps((namespace["python_work"], (rounds[1],), {}))] * 4
+        method = os.environ.get("JUPYTER_PIPELINES_START_METHOD", "forkserver")
+        self.pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method))
+        list(self.pool.map(_call_pickled, self.tasks[:2]))  # warm
+
+    def timed(self) -> float:
+        start = time.perf_counter()
+        list(self.pool.map(_call_pickled, self.tasks))
+        return time.perf_counter() - start
+
+
 def report(repeat: int, seconds: float = 0.5) -> None:
     specs = ("in-kernel", "threads:2", "processes:2")
     rounds = calibrate(seconds)
     for spec in specs:  # warm-up: pools started, imports done in the workers
         timed(spec, (1, 1))
-    samples: dict[str, list[float]] = {spec: [] for spec in specs}
+    raw = RawPool(rounds)
+    samples: dict[str, list[float]] = {spec: [] for spec in (*specs, "raw")}
     for _ in range(repeat):
         for spec in specs:
             samples[spec].append(timed(spec, rounds))
+        samples["raw"].append(raw.timed())
+    raw.pool.shutdown()
     serial = min(samples["in-kernel"])
     method = os.environ.get("JUPYTER_PIPELINES_START_METHOD", "forkserver")
     print(f"4 numpy-bound + 4 pure-Python steps of {seconds} s on {os.cpu_count()} cores "
@@ -105,6 +134,9 @@ def report(repeat: int, seconds: float = 0.5) -> None:
         note = (f"target >= {TARGET}x  {'PASS' if speedup >= TARGET else 'MISS'}"
                 if spec.startswith("processes") else "the GIL serialises the pure-Python steps")
         print(f"  {spec:<22} {best:6.2f} s   {speedup:4.2f}x the serial run   ({note})")
+    ceiling = serial / min(samples["raw"])
+    print(f"  {'a bare process pool':<22} {min(samples['raw']):6.2f} s   {ceiling:4.2f}x the serial run   "
+          "(the same 8 functions, no pipeline: this machine's ceiling)")
 
 
 if __name__ == "__main__":
