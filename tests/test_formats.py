@@ -32,6 +32,8 @@ from jupyter_pipelines.store import ArtifactStore, SerializationError, serialize
 from jupyter_pipelines.store.artifacts import ArtifactRef, content_digest
 from jupyter_pipelines.store.serialize import encode, encode_model
 
+from .test_store import TRIPPED, Tripwire  # a pickle that records it if it is ever loaded
+
 X, Y = make_regression(n_samples=300, n_features=4, noise=5.0, random_state=0)
 
 # A record with padding: 8 + 1 bytes of fields in a 16-byte item, like a tree's Node.
@@ -40,20 +42,6 @@ PADDED = np.dtype({"names": ["a", "b"], "formats": ["<i8", "u1"], "offsets": [0,
 
 
 # -- module-level helpers (a pickle names them by qualified name) ----------------------------
-TRIPPED: list[str] = []
-
-
-def _trip():
-    TRIPPED.append("unpickled")
-    return "tripped"
-
-
-class Tripwire:
-    """Records it if anything ever unpickles it."""
-
-    def __reduce__(self):
-        return (_trip, ())
-
 
 def double(x):
     return x * 2
