@@ -479,3 +479,34 @@ def test_a_parameter_read_through_a_helper_is_part_of_the_key(tmp_path):
     ex = p.start({"factor": 5})
     assert statuses(ex) == {"Scale": "Succeeded"}, ex.steps["Scale"].reused_from
     assert ex.result("Scale", "out") == 15
+
+
+def test_a_fully_cached_run_is_one_history_transaction_and_a_step_that_runs_is_written_at_once(
+        tmp_path, monkeypatch):
+    """Cached rows wait for the next write (a kill loses nothing they computed); a step that
+    runs is written when it starts and when it ends, so a kill leaves its trace."""
+    from jupyter_pipelines.store.history import History
+
+    def chain(code: str = "z = y + 1") -> Pipeline:
+        p = Pipeline("batched", home=tmp_path / "state")
+        p.add_step("A", "x = 1")
+        p.add_step("B", "y = x + 1")
+        p.add_step("C", code)
+        return p
+
+    chain().start(display=False)
+    writes: list[list[str]] = []
+    real = History.record_steps
+
+    def spy(self, execution_id, runs, finish=None):
+        writes.append([f"{r['step']}:{r['status']}" for r in runs] + (["finish"] if finish else []))
+        return real(self, execution_id, runs, finish)
+
+    monkeypatch.setattr(History, "record_steps", spy)
+    cached = chain().start(display=False)
+    assert writes == [["A:Cached", "B:Cached", "C:Cached", "finish"]]
+    writes.clear()
+    chain("z = y + 2").start(display=False)
+    assert writes == [["A:Cached", "B:Cached", "C:Executing"], ["C:Succeeded"], ["finish"]]
+    rows = {r["step"]: r["status"] for r in chain().workspace.history.step_runs(cached.id)}
+    assert rows == {"A": "Cached", "B": "Cached", "C": "Cached"}

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS step_runs (
 CREATE INDEX IF NOT EXISTS step_runs_by_key ON step_runs (cache_key, status);
 CREATE INDEX IF NOT EXISTS step_runs_by_step ON step_runs (step, end);
 """
+_RUN_COLUMNS = ("step", "kind", "status", "start", "end", "attempts", "cache_key", "key_parts",
+                "cache_source", "outputs", "metadata", "stdout", "stderr", "failure_reason",
+                "traceback", "why")
+_INSERT_RUN = (f"INSERT OR REPLACE INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) "
+               f"VALUES (?, {', '.join('?' * len(_RUN_COLUMNS))})")
 INTERRUPTED = ("Interrupted: the process running this execution ended (killed or crashed) "
                "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
 
@@ -93,23 +98,22 @@ class History:
                        (execution_id, pipeline, version_id, json.dumps(parameters, default=repr),
                         start, os.getpid(), socket.gethostname(), retry_of, os.getcwd()))
 
-    def record_step(self, execution_id: str, run: dict) -> None:
-        columns = ("step", "kind", "status", "start", "end", "attempts", "cache_key", "key_parts",
-                   "cache_source", "outputs", "metadata", "stdout", "stderr", "failure_reason",
-                   "traceback", "why")
-        values = [run.get(c) for c in columns]
-        for i, c in enumerate(columns):
-            if c in ("key_parts", "outputs", "metadata", "why") and values[i] is not None:
-                values[i] = json.dumps(values[i], default=repr)
+    def record_steps(self, execution_id: str, runs: list[dict], finish: tuple | None = None) -> None:
+        """Write step runs (and, with ``finish``: status, end, reason, the execution's end) in
+        one transaction."""
+        rows = []
+        for run in runs:
+            values = [run.get(c) for c in _RUN_COLUMNS]
+            for i, c in enumerate(_RUN_COLUMNS):
+                if c in ("key_parts", "outputs", "metadata", "why") and values[i] is not None:
+                    values[i] = json.dumps(values[i], default=repr)
+            rows.append([execution_id, *values])
         with self._tx() as db:
-            db.execute(f"INSERT OR REPLACE INTO step_runs (execution_id, {', '.join(columns)}) "
-                       f"VALUES (?, {', '.join('?' * len(columns))})", [execution_id, *values])
-
-    def finish_execution(self, execution_id: str, status: str, end: float,
-                         failure_reason: str | None) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE executions SET status = ?, end = ?, failure_reason = ? WHERE id = ?",
-                       (status, end, failure_reason, execution_id))
+            if rows:
+                db.executemany(_INSERT_RUN, rows)
+            if finish is not None:
+                db.execute("UPDATE executions SET status = ?, end = ?, failure_reason = ? "
+                           "WHERE id = ?", (*finish, execution_id))
 
     def mark_interrupted(self) -> list[str]:
         """Executions left Executing by a process of this host that no longer runs."""

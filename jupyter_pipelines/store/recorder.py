@@ -27,6 +27,7 @@ class Recorder:
         self.pipeline, self.history, self.artifacts = pipeline, history, artifacts
         self.graph, self.context, self.values = graph, context, values
         self.version_id, self.retry_of, self.force = version_id, retry_of, force
+        self._cached: list[dict] = []  # Cached step rows waiting for the next write
 
     # -- the cache ---------------------------------------------------------------------------
     def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
@@ -90,18 +91,28 @@ class Recorder:
     # -- the listener: the history as it happens --------------------------------------------
     def __call__(self, event: str, *, execution: Execution, record: StepRecord | None = None,
                  **future: Any) -> None:
+        """Every step run is written as it starts and as it ends (a kill leaves a trace), except
+        Cached ones: they computed nothing a kill could lose, so they wait for the next write
+        and share its transaction (a fully cached run is one transaction, not one a step)."""
         if event == "execution_started":
             execution.version_id = self.version_id
             self.history.start_execution(execution.id, self.pipeline, self.version_id,
                                          execution.parameters, execution.start_time, self.retry_of)
-            for reused in execution.steps.values():
-                if reused.status == "Cached":
-                    self.history.record_step(execution.id, run_row(reused, self.artifacts))
+            self._cached = [run_row(r, self.artifacts) for r in execution.steps.values()
+                            if r.status == "Cached"]
         elif event in ("step_started", "step_finished") and record is not None:
-            self.history.record_step(execution.id, run_row(record, self.artifacts))  # a kill leaves a trace
+            row = run_row(record, self.artifacts)
+            if record.status == "Cached":
+                self._cached.append(row)
+                return
+            self._write(execution, [row])
         elif event == "execution_finished":
-            self.history.finish_execution(execution.id, execution.status, execution.end_time,
-                                          execution.failure_reason)
+            self._write(execution, [], finish=(execution.status, execution.end_time,
+                                               execution.failure_reason))
+
+    def _write(self, execution: Execution, rows: list[dict], finish: tuple | None = None) -> None:
+        waiting, self._cached = self._cached, []
+        self.history.record_steps(execution.id, waiting + rows, finish)
 
 
 def damaged_output(record: StepRecord, artifacts: ArtifactStore) -> str | None:
