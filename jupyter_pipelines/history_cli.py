@@ -26,6 +26,10 @@ def add_commands(sub) -> None:
                              + ("; default: the latest Failed or Stopped" if name == "retry" else ""))
         add_location_options(cmd)
         cmd.add_argument("--json", action="store_true", help="print JSON (SageMaker's field names)")
+        if name == "retry":
+            cmd.add_argument("--executor", metavar="SPEC",
+                             help="in-kernel (default), threads[:N] or processes[:N]")
+            cmd.add_argument("--max-parallel", type=int, metavar="N", help="at most N steps at once")
 
 
 def _workspace(args, execution_id: str | None = None):
@@ -102,8 +106,9 @@ def _retry(args) -> int:
         raise PipelineError(f"Execution {doc['id']} ran in {folder}, which no longer exists; its "
                             "steps read their files relative to it. Restore that folder, or run "
                             "the notebook again (`jupyter-pipelines run NOTEBOOK`).")
-    return execute(lambda listener: pipeline.retry(doc["id"], listeners=[listener], display=False),
-                   len(pipeline.steps), folder, args)
+    return execute(lambda listener: pipeline.retry(
+        doc["id"], listeners=[listener], display=False, executor=args.executor,
+        max_parallel=args.max_parallel), len(pipeline.steps), folder, args)
 
 
 COMMANDS = {"executions": _executions, "describe": _describe, "retry": _retry}

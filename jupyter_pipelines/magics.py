@@ -98,8 +98,8 @@ class PipelineMagics(Magics):
     @argument("--no-cache", dest="cache", action="store_false",
               help="run: run every step afresh, reusing no stored result.")
     @argument("--executor", metavar="SPEC",
-              help="run: in-kernel (default), threads[:N] or processes[:N] (a warm pool).")
-    @argument("--max-parallel", type=int, metavar="N", help="run: at most N steps at once.")
+              help="run/retry: in-kernel (default), threads[:N] or processes[:N] (a warm pool).")
+    @argument("--max-parallel", type=int, metavar="N", help="run/retry: at most N steps at once.")
     @argument("--out", "-o", metavar="FILE", help="definition: write the JSON to FILE.")
     @argument("--view-only", action="store_true",
               help="load: draw the definition without replacing the notebook's pipeline.")
@@ -115,11 +115,11 @@ class PipelineMagics(Magics):
         if args.names and (args.command not in allowed or
                            (allowed[args.command] and len(args.names) > allowed[args.command])):
             raise UsageError(f"%pipeline {args.command} does not take {' '.join(args.names)!r}.")
-        run_flags = (args.param or args.from_step or args.to_step or args.only or not args.cache
-                     or args.executor or args.max_parallel is not None)
+        run_flags = args.param or args.from_step or args.to_step or args.only or not args.cache
         if run_flags and args.command != "run":
-            raise UsageError("--param, --from, --to, --only, --no-cache, --executor and "
-                             "--max-parallel are for %pipeline run.")
+            raise UsageError("--param, --from, --to, --only and --no-cache are for %pipeline run.")
+        if (args.executor or args.max_parallel is not None) and args.command not in ("run", "retry"):
+            raise UsageError("--executor and --max-parallel are for %pipeline run and retry.")
         if args.out and args.command != "definition":
             raise UsageError("--out is for %pipeline definition.")
         if args.view_only and args.command != "load":
@@ -140,7 +140,8 @@ class PipelineMagics(Magics):
                                     to_step=args.to_step, only=args.only, cache=args.cache,
                                     executor=_text(args.executor), max_parallel=args.max_parallel)
         if args.command == "retry":
-            return self.session.retry(args.names[0] if args.names else None)
+            return self.session.retry(args.names[0] if args.names else None,
+                                      executor=_text(args.executor), max_parallel=args.max_parallel)
         if args.command == "executions":
             import pandas as pd
 

@@ -185,10 +185,12 @@ class Session:
         self.bind(execution)
         return execution
 
-    def retry(self, execution_id: str | None) -> Execution:
+    def retry(self, execution_id: str | None, **how: Any) -> Execution:
+        """Resume a Failed or Stopped execution; ``how``: `Pipeline.start`'s executor and
+        max_parallel."""
         self.refresh_context()
         execution = self.pipeline.retry(execution_id, listeners=[self.report_failures], echo=True,
-                                        display=True)
+                                        display=True, **how)
         self.bind(execution)
         return execution
 

@@ -170,7 +170,7 @@ def test_the_magic_and_the_cli_take_executor_and_max_parallel(ip, tmp_path):
     assert ex.status == "Succeeded" and ex.result("Total", "total") == 6
     from IPython.core.error import UsageError
 
-    with pytest.raises(UsageError, match="--executor and --max-parallel are for %pipeline run"):
+    with pytest.raises(UsageError, match="--executor and --max-parallel are for %pipeline run and retry"):
         run_cell(ip, "%pipeline show --executor threads")
     with pytest.raises(PipelineError, match="'nope'"):
         run_cell(ip, "%pipeline run --executor nope")
@@ -231,3 +231,41 @@ def test_a_failing_part_of_a_transform_names_its_part(tmp_path):
 def test_instance_count_must_be_a_positive_whole_number(ip):
     with pytest.raises(PipelineError, match="--instance-count must be a positive whole number; got 0"):
         run_cell(ip, "%%step Score --kind transform --model M --data rows --instance-count 0\n# score")
+
+
+def test_a_retry_runs_on_the_executor_asked_for(ip, tmp_path):
+    run_cell(ip, "import os")
+    run_cell(ip, "%%parameters\nflag = 'missing.txt'")
+    run_cell(ip, "%%step Make\nxs = [1, 2]")
+    failed = ip.run_cell("%%step Read\ntext = open(flag).read()")
+    assert failed.error_in_exec is not None
+    first = run_cell(ip, "%pipeline run")
+    assert first.status == "Failed"
+    (tmp_path / "missing.txt").write_text("here")
+    statuses = []
+
+    def listener(event, *, execution, step=None, record=None, **future):
+        if event == "step_finished" and step == "Read":
+            statuses.append(record.status)
+
+    from jupyter_pipelines import current
+
+    current().listeners.append(listener)
+    try:
+        os_cwd = run_cell(ip, "os.getcwd()")
+        run_cell(ip, f"os.chdir({str(tmp_path)!r})")
+        retried = run_cell(ip, f"%pipeline retry {first.id} --executor threads:2 --max-parallel 1")
+    finally:
+        current().listeners.remove(listener)
+        run_cell(ip, f"os.chdir({os_cwd!r})")
+    assert retried.status == "Succeeded" and retried.steps["Make"].status == "Cached"
+    assert statuses == ["Succeeded"] and retried.result("Read", "text") == "here"
+
+    nb = write_notebook(tmp_path / "nb.ipynb", ["%%step Boom\nimport pathlib\n"
+                                                 "n = len(pathlib.Path('later.txt').read_text())"])
+    home = tmp_path / "cli-state"
+    assert cli(["run", nb], tmp_path, home).returncode == 1
+    (tmp_path / "later.txt").write_text("abc")
+    done = cli(["retry", "--home", home, "--executor", "processes:2", "--json"], tmp_path, home)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["PipelineExecutionStatus"] == "Succeeded"
