@@ -23,6 +23,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -126,17 +127,9 @@ def _check_database(path: Path, what: str, report: Report) -> bool:
     return False
 
 
-class _read_only:
+def _read_only(path: Path):
     """A read-only connection (works on a read-only folder, never writes or recovers)."""
-
-    def __init__(self, path: Path):
-        self.conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=30)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc) -> None:
-        self.conn.close()
+    return closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=30))
 
 
 def _check_history(folder: Path, store: str | None, report: Report, progress) -> None:
