@@ -14,12 +14,24 @@ What is measured
 * Shapes, each with N = 10, 100, 1000 no-op steps (µs/step = total time / steps run):
     chain    s0: ``x0 = 0``; s{i}: ``x{i} = x{i-1}``                               (N steps)
     fan-out  src: ``x = 0``; f{i}: ``y{i} = x``; sink: ``done = 1`` reading all y{i}  (N + 2)
+* Against Dask: the chain of N = 100 and 1000 steps, and ``dask.get`` (Dask's synchronous
+  scheduler) on the same chain as a task graph (``{"x0": (noop, 0), "x1": (noop, "x0"), ...}``,
+  each task a no-op function of its input), measured in the same run:
+    build  ``Pipeline(..., persist=False)``, its N ``add_step`` calls and the graph ``start()``
+           builds (``pipeline.graph()``): what a user, ``from_definition`` or a headless notebook
+           load does. Timed as a first build: the code-analysis cache is cleared first, as in a
+           new process. (Built again in the same process, e.g. a kernel re-running its cells,
+           the analysis is cached: printed as "warm build".)
+    run    ``start()`` of that built pipeline;   build+run  the two together.
 * Protection: ``protect(value)`` against passing the value as is, for a DataFrame of
   1,000,000 rows x 10 float columns, a numpy array of the same size and a 10,000-entry dict.
 
 Targets (PASS/MISS is printed; a miss never makes the script fail, machines are noisy):
 * linearity: runner time at N=1000 / runner time at N=100 <= 12x, for each shape;
-* overhead per step (runner - plain loop) at N=1000 <= 25 µs.
+* overhead per step (runner - plain loop) at N=1000 <= 25 µs;
+* against ``dask.get`` on the 1000-step chain: run <= 0.5x, build+run <= 2x; and linear:
+  run(1000)/run(100) and (build+run)(1000)/(build+run)(100) <= 11x.
+  Without Dask installed these are skipped, saying so (``pip install dask``).
 
 Every figure is the minimum over 5 repeats (``--quick``: 2), timed with ``time.perf_counter``.
 Run from the repository root: ``python benchmarks/overhead.py [--quick]``.
@@ -41,10 +53,15 @@ import common  # benchmarks/common.py: the shared entry point
 
 from jupyter_pipelines.pipeline import Pipeline
 from jupyter_pipelines.run.protect import protect
+from jupyter_pipelines.source import clear_analysis_cache
 
 SIZES = (10, 100, 1000)
 LINEARITY_TARGET = 12.0  # runner(1000) / runner(100)
 OVERHEAD_TARGET = 25.0  # µs per step at N=1000
+DASK_SIZES = (100, 1000)
+DASK_RUN_TARGET = 0.5  # run / dask.get at N=1000
+DASK_TOTAL_TARGET = 2.0  # (build + run) / dask.get at N=1000
+DASK_LINEARITY_TARGET = 11.0  # cost(1000) / cost(100)
 
 
 def chain(n: int, home: str) -> Pipeline:
@@ -148,6 +165,82 @@ def report_runner(repeat: int) -> None:
               f"(target <= {OVERHEAD_TARGET:.0f} µs)  {verdict(over <= OVERHEAD_TARGET)}")
 
 
+def dask_chain(n: int) -> dict:
+    """The chain as a Dask task graph: each task a no-op function of the previous one's result."""
+    graph: dict = {"x0": (_identity, 0)}
+    for i in range(1, n):
+        graph[f"x{i}"] = (_identity, f"x{i - 1}")
+    return graph
+
+
+def _identity(value):
+    return value
+
+
+def measure_against_dask(get, n: int, repeat: int, home: str) -> dict:
+    """Seconds (best of ``repeat``) of dask.get on the chain, and of building and running ours."""
+    graph, last = dask_chain(n), f"x{n - 1}"
+    if get(graph, last) != 0:
+        raise RuntimeError("the Dask chain did not compute 0")
+    inner = max(1, 2000 // n)  # dask.get on 100 tasks is ~2 ms: time several per sample
+    dask_get = best_of(lambda: get(graph, last), repeat, inner)
+
+    def build_and_run(cold: bool) -> tuple[float, float, float]:
+        if cold:
+            clear_analysis_cache()  # as in a new process: every step's code analysed afresh
+        start = time.perf_counter()
+        pipeline = chain(n, home)
+        pipeline.graph()
+        built = time.perf_counter()
+        execution = pipeline.start()
+        ran = time.perf_counter()
+        if execution.status != "Succeeded":
+            raise RuntimeError(f"the benchmark pipeline did not succeed:\n{execution!r}")
+        return built - start, ran - built, ran - start
+
+    gc.collect()
+    build_and_run(True)  # warm-up
+    cold = [build_and_run(True) for _ in range(repeat)]
+    warm = [build_and_run(False) for _ in range(repeat)]
+    return {"dask": dask_get, "build": min(c[0] for c in cold), "run": min(c[1] for c in cold),
+            "total": min(c[2] for c in cold), "warm build": min(w[0] for w in warm)}
+
+
+def report_dask(repeat: int) -> None:
+    try:
+        import dask
+    except ImportError:
+        print("\nAgainst dask.get: skipped, Dask is not installed (pip install dask).")
+        return
+    print(f"\nAgainst dask.get (Dask {dask.__version__}'s synchronous scheduler) on the same chain "
+          f"(best of {repeat}; µs per step)")
+    print(f"{'N':>5} {'dask.get':>9} {'build':>7} {'run':>7} {'build+run':>10} {'warm build':>11} "
+          f"{'run/dask':>9} {'build+run/dask':>15}")
+    results = {}
+    with tempfile.TemporaryDirectory() as home:
+        for n in DASK_SIZES:
+            r = results[n] = measure_against_dask(dask.get, n, repeat, home)
+            us = {k: v / n * 1e6 for k, v in r.items()}
+            print(f"{n:>5} {us['dask']:>9.2f} {us['build']:>7.2f} {us['run']:>7.2f} "
+                  f"{us['total']:>10.2f} {us['warm build']:>11.2f} "
+                  f"{r['run'] / r['dask']:>8.2f}x {r['total'] / r['dask']:>14.2f}x")
+    big, small = results[DASK_SIZES[-1]], results[DASK_SIZES[0]]
+    print()
+    for label, key, target in (("run", "run", DASK_RUN_TARGET),
+                               ("build+run", "total", DASK_TOTAL_TARGET)):
+        ratio = big[key] / big["dask"]
+        print(f"{label + ' / dask.get':<20} at 1000 = {ratio:5.2f}x (target <= {target:g}x)  "
+              f"{verdict(ratio <= target)}")
+    for label, key in (("run", "run"), ("build+run", "total"), ("dask.get", "dask")):
+        ratio = big[key] / small[key]
+        line = f"linearity {label:<10} cost(1000) / cost(100) = {ratio:5.1f}x"
+        if key == "dask":
+            print(line + " (for reference)")
+        else:
+            print(line + f" (target <= {DASK_LINEARITY_TARGET:.0f}x)  "
+                  f"{verdict(ratio <= DASK_LINEARITY_TARGET)}")
+
+
 def per_call(fn, value, repeat: int) -> float:
     """µs per ``fn(value)``, with enough calls per sample to last ~20 ms."""
     number, once = 1, best_of(lambda: fn(value), 1)
@@ -203,4 +296,4 @@ def report_protection(repeat: int) -> None:
 
 
 if __name__ == "__main__":
-    common.main(__doc__, report_runner, report_protection)
+    common.main(__doc__, report_runner, report_dask, report_protection)

@@ -66,22 +66,11 @@ def build(steps: dict[str, Step], parameters, context_names=frozenset(),
     for step in steps.values():
         for out in step.outputs:
             producers[out].append(step.name)
-    exclusive = _exclusive_pairs(steps)
+    exclusive: set[tuple[str, str]] | None = None  # worked out only if some name has two producers
     for name, makers in producers.items():
-        for i, a in enumerate(makers):
-            for b in makers[i + 1:]:
-                if (a, b) not in exclusive and name in steps[b].reads:
-                    raise DuplicateOutputError(
-                        f"Step `{b}` reads `{name}` (from `{a}`) and assigns it again, so two "
-                        f"steps would output `{name}`. Give the new value its own name (e.g. "
-                        f"`{name}_clean = ...`), or make it private (`_{name}`)."
-                    )
-                if (a, b) not in exclusive:
-                    raise DuplicateOutputError(
-                        f"Steps `{a}` and `{b}` both output `{name}`. Every output needs one "
-                        f"producer (unless the two steps are on opposite branches of one "
-                        f"condition): rename it in one step, or make it private as `_{name}`."
-                    )
+        if len(makers) > 1:
+            exclusive = _exclusive_pairs(steps) if exclusive is None else exclusive
+            _check_one_producer(name, makers, steps, exclusive)
         if name in parameters:
             raise DuplicateOutputError(
                 f"Step `{makers[0]}` outputs `{name}`, which is also a parameter. Rename the output."
@@ -93,41 +82,45 @@ def build(steps: dict[str, Step], parameters, context_names=frozenset(),
     params: dict[str, tuple[str, ...]] = {}
     known = set(steps)
     for step in steps.values():
-        inputs[step.name], reads_params = {}, []
+        target = step.name
+        inputs[target], reads_params = {}, []
         for name in step.reads:
             if name in parameters:
                 reads_params.append(name)
             elif name in producers:
-                makers = tuple(m for m in producers[name] if m != step.name)
+                makers = producers[name]
+                makers = tuple(m for m in makers if m != target) if target in makers else tuple(makers)
                 if not makers:
                     continue
-                inputs[step.name][name] = makers
-                edges.extend(Edge(m, step.name, name, "data") for m in makers)
+                inputs[target][name] = makers
+                for m in makers:
+                    edges.append(Edge(m, target, name, "data"))
             elif name in context_names or name in BUILTIN_NAMES:
                 continue
             elif unknown_names is not None:
-                unknown_names.setdefault(step.name, []).append(name)
+                unknown_names.setdefault(target, []).append(name)
             else:
-                raise unknown_input(step.name, name, list(producers) + list(parameters))
-        params[step.name] = tuple(reads_params)
-        if_steps, else_steps = step.branches
+                raise unknown_input(target, name, list(producers) + list(parameters))
+        params[target] = tuple(reads_params)
         for other in step.depends_on:
-            _check_known(step.name, other, known)
-            edges.append(Edge(other, step.name, None, "order"))
-        for other, label in [(s, "True") for s in if_steps] + [(s, "False") for s in else_steps]:
-            if other in known:
-                edges.append(Edge(step.name, other, label, "branch"))
-            else:  # a notebook defines the condition before its branch steps
-                missing.setdefault(step.name, []).append(other)
+            _check_known(target, other, known)
+            edges.append(Edge(other, target, None, "order"))
+        if_steps, else_steps = step.branches
+        if if_steps or else_steps:
+            for other, label in [(s, "True") for s in if_steps] + [(s, "False") for s in else_steps]:
+                if other in known:
+                    edges.append(Edge(target, other, label, "branch"))
+                else:  # a notebook defines the condition before its branch steps
+                    missing.setdefault(target, []).append(other)
         for ref in step.step_refs:
-            _check_known(step.name, ref, known)
+            _check_known(target, ref, known)
             if steps[ref].kind != "create-model":
                 raise UnknownReferenceError(
-                    f"Step `{step.name}` names `{ref}` as its model (--model), but `{ref}` is a "
+                    f"Step `{target}` names `{ref}` as its model (--model), but `{ref}` is a "
                     f"{steps[ref].kind} step. A transform's --model names a create-model step."
                 )
-            inputs[step.name][steps[ref].outputs[0]] = (ref,)
-            edges.append(Edge(ref, step.name, steps[ref].outputs[0], "data"))
+            inputs[target][steps[ref].outputs[0]] = (ref,)
+            edges.append(Edge(ref, target, steps[ref].outputs[0], "data"))
 
     up: dict[str, dict[str, None]] = {n: {} for n in steps}
     down: dict[str, dict[str, None]] = {n: {} for n in steps}
@@ -155,6 +148,25 @@ def _check_known(step: str, other: str, known: set[str]) -> None:
             f"Step `{step}` refers to step `{other}`, which does not exist.{did_you_mean(other, known)}"
             " Define that step first or fix the name."
         )
+
+
+def _check_one_producer(name: str, makers: list[str], steps: dict[str, Step],
+                        exclusive: set[tuple[str, str]]) -> None:
+    """Two steps may output ``name`` only on opposite branches of one condition."""
+    for i, a in enumerate(makers):
+        for b in makers[i + 1:]:
+            if (a, b) not in exclusive and name in steps[b].reads:
+                raise DuplicateOutputError(
+                    f"Step `{b}` reads `{name}` (from `{a}`) and assigns it again, so two "
+                    f"steps would output `{name}`. Give the new value its own name (e.g. "
+                    f"`{name}_clean = ...`), or make it private (`_{name}`)."
+                )
+            if (a, b) not in exclusive:
+                raise DuplicateOutputError(
+                    f"Steps `{a}` and `{b}` both output `{name}`. Every output needs one "
+                    f"producer (unless the two steps are on opposite branches of one "
+                    f"condition): rename it in one step, or make it private as `_{name}`."
+                )
 
 
 def _exclusive_pairs(steps: dict[str, Step]) -> set[tuple[str, str]]:

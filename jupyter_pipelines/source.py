@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+import operator
 import symtable
+import threading
 from dataclasses import dataclass
 
 BUILTIN_NAMES = frozenset(dir(builtins)) | {"__name__", "__file__", "__builtins__"}
@@ -37,7 +39,42 @@ def parse(code: str, where: str) -> ast.Module:
 
 
 def analyze(code: str, where: str = "<step>") -> CodeInfo:
+    """What ``code`` reads and writes; invalid code raises as `parse` does, naming ``where``."""
+    return analysis(code, where)[0]
+
+
+def analysis(code: str, where: str = "<step>") -> tuple[CodeInfo, ast.Module | None]:
+    """`analyze`, and the syntax tree it parsed for it, so that a caller compiling the code too
+    compiles that tree rather than parse the text again. The analysis is a pure function of the
+    text and is cached by it (a re-run cell or a reloaded notebook is not analysed again): the
+    tree is None when the text was analysed before. Errors are not cached."""
+    info = _analyses.get(code)
+    if info is not None:
+        return info, None
     tree = parse(code, where)
+    info = _analyze_flat(tree.body)
+    if info is None:
+        info = _analyze_nested(code, where, tree)
+    with _analyses_lock:
+        _analyses[code] = info
+        while len(_analyses) > _ANALYSES_KEPT:
+            del _analyses[next(iter(_analyses))]  # the oldest
+    return info, tree
+
+
+_ANALYSES_KEPT = 4096
+_analyses: dict[str, CodeInfo] = {}  # by text, oldest first
+_analyses_lock = threading.Lock()
+
+
+def clear_analysis_cache() -> None:
+    """Forget every analysed text, as a new process would (benchmarks time a first build)."""
+    with _analyses_lock:
+        _analyses.clear()
+
+
+def _analyze_nested(code: str, where: str, tree: ast.Module) -> CodeInfo:
+    """Any code: scopes come from the compiler's own symbol table."""
     table = symtable.symtable(code, where, "exec")
     bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
     free = _global_uses(table) - bound - BUILTIN_NAMES
@@ -47,6 +84,104 @@ def analyze(code: str, where: str = "<step>") -> CodeInfo:
     used = dict.fromkeys(name for _, _, name in names)  # in order of first use
     writes = [n for n in _bindings(tree.body) if not n.startswith("_")]
     return CodeInfo(tuple(used), tuple(writes))
+
+
+# The fast path: most cells are a few simple statements (assignments, calls, imports) without
+# nested scopes, for which the symbol table is just the cell's names by context. It gives what
+# `_analyze_nested` gives (tests/test_build_speed_behaviour.py checks it on many cells) at a
+# fraction of the cost; anything else (blocks, def/class/lambda, comprehensions, walrus,
+# global, annotations, await/yield, match) takes the general path.
+_FLAT_STATEMENTS = frozenset({ast.Expr, ast.Assign, ast.AugAssign, ast.Import, ast.ImportFrom,
+                              ast.Pass, ast.Delete, ast.Assert, ast.Raise})
+_FLAT_CHILDREN: dict[type, tuple[str, ...]] = {  # node type -> its fields that hold expressions
+    ast.Expr: ("value",), ast.Assign: ("targets", "value"), ast.AugAssign: ("target", "value"),
+    ast.Import: (), ast.ImportFrom: (), ast.Pass: (), ast.Delete: ("targets",),
+    ast.Assert: ("test", "msg"), ast.Raise: ("exc", "cause"),
+    ast.BoolOp: ("values",), ast.BinOp: ("left", "right"), ast.UnaryOp: ("operand",),
+    ast.IfExp: ("test", "body", "orelse"), ast.Dict: ("keys", "values"), ast.Set: ("elts",),
+    ast.Compare: ("left", "comparators"), ast.Call: ("func", "args", "keywords"),
+    ast.keyword: ("value",), ast.FormattedValue: ("value", "format_spec"),
+    ast.JoinedStr: ("values",), ast.Constant: (), ast.Attribute: ("value",),
+    ast.Subscript: ("value", "slice"), ast.Starred: ("value",), ast.List: ("elts",),
+    ast.Tuple: ("elts",), ast.Slice: ("lower", "upper", "step"),
+    type(None): (),  # an absent optional part, or a dict's `**` (which has no key)
+}
+
+
+def _flat_names(node: ast.AST, found: list[ast.Name]) -> bool:
+    """Collect the `Name` nodes under ``node`` into ``found``; False if ``node`` holds anything
+    but plain expressions."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is ast.Name:
+            found.append(node)
+            continue
+        fields = _FLAT_CHILDREN.get(kind)
+        if fields is None:
+            return False
+        for field in fields:
+            value = getattr(node, field)
+            if type(value) is list:
+                stack += value
+            else:
+                stack.append(value)
+    return True
+
+
+def _analyze_flat(body: list[ast.stmt]) -> CodeInfo | None:
+    """`analyze` for a cell of simple statements without nested scopes, else None. (Plain loops:
+    this runs for every step defined, and comprehensions cost a call each before Python 3.12.)"""
+    every: list[ast.Name] = []
+    steps: list[tuple[set[str], list[str], bool]] = []  # per statement: reads, binds, are outputs
+    loaded: set[str] = set()
+    bound: set[str] = set()  # stored, deleted or imported anywhere in the cell
+    for stmt in body:
+        kind = type(stmt)
+        names: list[ast.Name] = []
+        if kind not in _FLAT_STATEMENTS or not _flat_names(stmt, names):
+            return None
+        every += names
+        reads = set()
+        for n in names:
+            if type(n.ctx) is ast.Load:
+                reads.add(n.id)
+            else:
+                bound.add(n.id)
+        loaded |= reads
+        made: list[str] = []
+        if kind is ast.Assign:
+            for target in stmt.targets:
+                made += _targets(target)
+        elif kind is ast.AugAssign:  # `x += 1` reads `x`; other names of the target do not count
+            made = _targets(stmt.target)
+            names = []
+            _flat_names(stmt.value, names)
+            reads = {n.id for n in names if type(n.ctx) is ast.Load}
+            reads.update(made)
+        elif kind is ast.Import or kind is ast.ImportFrom:
+            made = [(a.asname or a.name).split(".")[0] for a in stmt.names if a.name != "*"]
+            bound.update(made)
+        steps.append((reads, made, kind is not ast.Import and kind is not ast.ImportFrom))
+    free = loaded - bound - BUILTIN_NAMES
+    so_far: set[str] = set()  # as `_read_before_bound` walks a flat body
+    writes: dict[str, None] = {}
+    for reads, made, outputs in steps:
+        free |= (reads & bound) - so_far
+        so_far.update(made)
+        if outputs:
+            for name in made:
+                writes[name] = None
+    every.sort(key=_POSITION)
+    used: dict[str, None] = {}  # in order of first use
+    for n in every:
+        if n.id in free:
+            used[n.id] = None
+    return CodeInfo(tuple(used), tuple([n for n in writes if not n.startswith("_")]))
+
+
+_POSITION = operator.attrgetter("lineno", "col_offset", "id")
 
 
 def _read_before_bound(body: list[ast.stmt], bound: set[str], so_far: set[str] | None = None) -> set[str]:

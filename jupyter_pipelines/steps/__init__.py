@@ -4,6 +4,9 @@ when the step runs; kinds map one-to-one to SageMaker step types."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from ..errors import DefinitionError, did_you_mean
 from .base import Kind, RunContext, Step, StepOutcome
 from .conditions import ConditionKind, FailKind
 from .external import ExternalKind
@@ -29,10 +32,7 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     ``cache``/``cache_expire`` (an ISO-8601 duration such as ``"P30D"``), ``retry``/
     ``retry_backoff`` and ``display_name``/``description`` apply to every kind; ``options`` are
     the kind's own flags."""
-    from dataclasses import replace
-
-    from ..errors import DefinitionError, did_you_mean
-    from ..parameters import check_name
+    from ..parameters import check_name  # (parameters imports steps)
 
     check_name(name, "Step")
     if not isinstance(code, str):
@@ -61,8 +61,8 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
         from ..store.keys import duration_seconds
 
         expire = duration_seconds(cache_expire, name)
-    inputs, outputs, depends_on = (_names(name, label, value) for label, value in (
-        ("inputs", inputs), ("outputs", outputs), ("depends_on", depends_on)))
+    inputs, outputs, depends_on = (_names(name, "inputs", inputs), _names(name, "outputs", outputs),
+                                   _names(name, "depends_on", depends_on))
     for key, value in options.items():
         if key in _NAME_LISTS:
             options[key] = _names(name, key, value)
@@ -76,9 +76,12 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     for label, text in (("--display-name", display_name), ("--description", description)):
         if text is not None and not isinstance(text, str):
             raise DefinitionError(f"Step `{name}`: {label} must be text; got {text!r}.")
-    return replace(step, cache=bool(cache) and KINDS[kind].cacheable, cache_expire=expire,
-                   retry=retry, retry_backoff=float(retry_backoff), display_name=display_name or None,
-                   description=description or None)
+    fields = {"cache": bool(cache) and KINDS[kind].cacheable, "cache_expire": expire, "retry": retry,
+              "retry_backoff": float(retry_backoff), "display_name": display_name or None,
+              "description": description or None}
+    if all(getattr(step, k) == v for k, v in fields.items()):  # the common case: the defaults
+        return step
+    return replace(step, **fields)
 
 
 _NAME_LISTS = ("if_steps", "else_steps")
@@ -87,8 +90,6 @@ _NAME_OPTIONS = ("model", "group", "approval_status", "metrics", "data")
 
 def _names(step: str, label: str, value):
     """A list of names as given (None stays None); a bare str would be split into letters."""
-    from ..errors import DefinitionError
-
     if value is None:
         return None
     ok = not isinstance(value, (str, bytes)) and hasattr(value, "__iter__")

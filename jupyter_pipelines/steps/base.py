@@ -13,7 +13,7 @@ from types import CodeType, MappingProxyType
 from typing import Any
 
 from ..errors import ContractError, DefinitionError, StepFailed, did_you_mean
-from ..source import analyze, parse
+from ..source import analysis, parse
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Kind:
                     f"expression ({self.expression_hint}); found "
                     + (f"`{ast.unparse(tree.body[0])[:60]}`." if tree.body else "an empty cell.")
                 )
-        info = analyze(code, where)
+        info, tree = analysis(code, where)
         reads = list(inputs) if inputs is not None else list(info.reads)
         reads += [n for n in self.extra_reads(opts, info.writes) if n not in reads]
         if outputs is not None:
@@ -109,7 +109,7 @@ class Kind:
             name=name, kind=self.name, code=code, reads=tuple(reads), outputs=tuple(outs),
             depends_on=tuple(depends_on or ()), step_refs=tuple(self.step_refs(opts)),
             options=MappingProxyType(opts),
-            compiled=self.compile(name, code),
+            compiled=self.compile(name, code, tree),
             digest=_digest(self.name, code, reads, outs, depends_on, opts),
         )
         self.check_step(step)
@@ -129,20 +129,25 @@ class Kind:
     def check_step(self, step: Step) -> None:
         pass
 
-    def compile(self, name: str, code: str) -> CodeType:
+    def compile(self, name: str, code: str, tree: ast.Module | None = None) -> CodeType:
+        """The step's code object; ``tree``, the code already parsed, spares parsing it again
+        (the same code object as compiling the text)."""
         filename = f"<step {name}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        mode = "eval" if self.single_expression else "exec"
-        return compile(code, filename, mode)
+        if self.single_expression:
+            return compile(code, filename, "eval")
+        return compile(code if tree is None else tree, filename, "exec")
 
     def run(self, step: Step, ns: dict, ctx: RunContext) -> StepOutcome:
         execute(step, ns)
         return StepOutcome(collect_outputs(step, ns))
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, default=repr)  # json.dumps's with these flags, made once
+
+
 def _digest(*parts: Any) -> str:
-    doc = json.dumps(parts, sort_keys=True, default=repr)
-    return hashlib.sha256(doc.encode()).hexdigest()
+    return hashlib.sha256(_ENCODER.encode(parts).encode()).hexdigest()
 
 
 def execute(step: Step, ns: dict, code: CodeType | None = None) -> Any:
