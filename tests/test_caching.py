@@ -481,32 +481,129 @@ def test_a_parameter_read_through_a_helper_is_part_of_the_key(tmp_path):
     assert ex.result("Scale", "out") == 15
 
 
-def test_a_fully_cached_run_is_one_history_transaction_and_a_step_that_runs_is_written_at_once(
-        tmp_path, monkeypatch):
-    """Cached rows wait for the next write (a kill loses nothing they computed); a step that
-    runs is written when it starts and when it ends, so a kill leaves its trace."""
+def test_a_fully_cached_run_is_one_history_transaction_of_copied_rows(tmp_path, monkeypatch):
+    """Cached rows computed nothing a kill could lose: they wait for the execution's end and
+    are written with it, in one transaction, as copies of the stored rows they reuse (made in
+    SQLite, nothing decoded or encoded again)."""
+    from jupyter_pipelines.store import writer
     from jupyter_pipelines.store.history import History
 
-    def chain(code: str = "z = y + 1") -> Pipeline:
-        p = Pipeline("batched", home=tmp_path / "state")
-        p.add_step("A", "x = 1")
-        p.add_step("B", "y = x + 1")
-        p.add_step("C", code)
-        return p
-
-    chain().start(display=False)
-    writes: list[list[str]] = []
+    monkeypatch.setattr(writer, "FLUSH_INTERVAL", 3600.0)  # only the end commits
+    first = chain_of_three(tmp_path).start(display=False)
+    writes: list[tuple] = []
     real = History.record_steps
 
-    def spy(self, execution_id, runs, finish=None):
-        writes.append([f"{r['step']}:{r['status']}" for r in runs] + (["finish"] if finish else []))
-        return real(self, execution_id, runs, finish)
+    def spy(self, execution_id, rows, finish=None, copies=()):
+        writes.append(([r[0] for r in rows], [c[1] for c in copies], finish is not None))
+        return real(self, execution_id, rows, finish, copies)
 
     monkeypatch.setattr(History, "record_steps", spy)
-    cached = chain().start(display=False)
-    assert writes == [["A:Cached", "B:Cached", "C:Cached", "finish"]]
-    writes.clear()
-    chain("z = y + 2").start(display=False)
-    assert writes == [["A:Cached", "B:Cached", "C:Executing"], ["C:Succeeded"], ["finish"]]
-    rows = {r["step"]: r["status"] for r in chain().workspace.history.step_runs(cached.id)}
-    assert rows == {"A": "Cached", "B": "Cached", "C": "Cached"}
+    cached = chain_of_three(tmp_path).start(display=False)
+    assert writes == [([], ["A", "B", "C"], True)]
+    history = chain_of_three(tmp_path).workspace.history
+    made = {r["step"]: r for r in history.step_runs(first.id)}
+    copied = {r["step"]: r for r in history.step_runs(cached.id)}
+    assert {n: r["status"] for n, r in copied.items()} == {"A": "Cached", "B": "Cached", "C": "Cached"}
+    for name, row in copied.items():
+        assert row["cache_source"] == first.id and row["attempts"] == 0
+        assert (row["outputs"], row["key_parts"], row["cache_key"]) == (
+            made[name]["outputs"], made[name]["key_parts"], made[name]["cache_key"])
+        assert row["start"] == cached.steps[name].start and row["why"] is None
+    assert chain_of_three(tmp_path).start(display=False).result("C", "z") == 3  # and it hits
+
+
+def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path, monkeypatch):
+    """A finished step is appended to the execution's journal as it ends (a kill loses
+    nothing that finished); the database gets the rows in one transaction at the end (or
+    FLUSH_INTERVAL after they wait), and the journal is then removed."""
+    from jupyter_pipelines.store import writer
+
+    monkeypatch.setattr(writer, "FLUSH_INTERVAL", 3600.0)
+    p = chain_of_three(tmp_path)
+    p.add_step("Look", "import glob, json, sqlite3\n"  # what another process sees meanwhile
+               f"_j = glob.glob({str(tmp_path / 'state' / 'journal' / '*.jsonl')!r})\n"
+               "journaled = [json.loads(l)[0] for l in open(_j[0])]\n"
+               f"_db = sqlite3.connect({str(tmp_path / 'state' / 'history.db')!r})\n"
+               "committed = [r[0] for r in _db.execute('SELECT step FROM step_runs')]\n"
+               "_db.close()\nlooked = z", cache=False)
+    ex = p.start(display=False)
+    assert ex.status == "Succeeded"
+    assert ex.result("Look", "journaled") == ["A", "B", "C"]
+    assert ex.result("Look", "committed") == []
+    rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
+    assert rows == dict.fromkeys("ABC", "Succeeded") | {"Look": "Succeeded"}
+    assert list((tmp_path / "state" / "journal").iterdir()) == []
+
+
+def test_a_running_step_shows_executing_to_other_readers_within_the_flush_interval(tmp_path):
+    """While a step runs, the steps before it and its own Executing row reach the database
+    (FLUSH_INTERVAL later, from the history's thread), so another process sees the run."""
+    p = chain_of_three(tmp_path)
+    p.add_step("Wait", "import sqlite3, time\n"
+               f"_db = sqlite3.connect({str(tmp_path / 'state' / 'history.db')!r})\n"
+               "_deadline = time.monotonic() + 60\n"
+               "while time.monotonic() < _deadline:\n"
+               "    seen = dict(_db.execute('SELECT step, status FROM step_runs'))\n"
+               "    if seen.get('Wait') == 'Executing':\n"
+               "        break\n"
+               "    time.sleep(0.01)\n"
+               "_db.close()\ndone = z", cache=False)
+    ex = p.start(display=False)
+    assert ex.result("Wait", "seen") == dict.fromkeys("ABC", "Succeeded") | {"Wait": "Executing"}
+    rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
+    assert rows["Wait"] == "Succeeded"
+
+
+def chain_of_three(tmp_path, code: str = "z = y + 1") -> Pipeline:
+    p = Pipeline("batched", home=tmp_path / "state")
+    p.add_step("A", "x = 1")
+    p.add_step("B", "y = x + 1")
+    p.add_step("C", code)
+    return p
+
+
+def test_the_memoised_key_parts_equal_the_ones_made_afresh(tmp_path):
+    """`CacheKeys` (what a run uses: fixed parts memoised per step definition and context)
+    gives the same parts as `key_parts`, so stored results keep matching."""
+    ctx = Context.from_cells([HELPERS, "import numpy as np"])
+    p = Pipeline("keys", context=ctx)
+    p.add_parameter("n", 3)
+    p.add_parameter("k", 2.5)
+    p.add_step("Uses", "v = np.zeros(n)\nw = outer(k) + helper(1)", outputs=["v", "w"])
+    p.add_step("Plain", "u = 1", depends_on=["Uses"])
+    p.add_step("Inputs", "t = float(v.sum()) + w")
+    values = {"n": 3, "k": 2.5}
+    made = keys.CacheKeys(ctx, values)
+    for step in p.steps.values():
+        reads = {n: values[n] for n in keys.parameters_read(step, ctx, values)}
+        for digests in ({}, {"v": "ab" * 16, "w": "cd" * 16}, {"données": "ef" * 16}):
+            expected = keys.key_parts(step, reads, digests, ctx)
+            assert made.parts(step, digests) == expected
+            assert made.parts(step, digests) == expected  # memoised: the same again
+            assert keys.cache_key(expected) == keys._digest([expected[k] for k in keys.PARTS])
+    again = keys.CacheKeys(ctx, {"n": 4, "k": 2.5})  # another run, other values
+    assert again.parts(p.steps["Uses"], {})["parameters"] != made.parts(p.steps["Uses"], {})["parameters"]
+
+
+def test_a_records_row_is_what_step_row_makes_of_its_fields(tmp_path):
+    """`record_row` (the run's fast path) writes the same values as `history.step_row`."""
+    from jupyter_pipelines.store.history import step_row
+    from jupyter_pipelines.store.recorder import record_row
+
+    p = Pipeline("rows", home=tmp_path / "state")
+    p.add_parameter("t", 2)
+    p.add_step("Make", "x = {'é': [1.5, None]}")
+    p.add_step("Check", "x['é'][0] < t", kind="condition", if_steps=["Then"])
+    p.add_step("Then", "y = 1", depends_on=["Check"])
+    ex = p.start(display=False)
+    store = p.workspace.artifacts
+    for record in ex.steps.values():
+        fields = {"step": record.name, "kind": record.kind, "status": record.status,
+                  "start": record.start, "end": record.end, "attempts": record.attempts,
+                  "cache_key": record.cache_key, "key_parts": record.key_parts,
+                  "cache_source": record.reused_from,
+                  "outputs": {n: {**r.as_dict(), "seen": store.seen(r)} for n, r in record.refs.items()},
+                  "metadata": record.metadata or None, "stdout": record.stdout,
+                  "stderr": record.stderr, "failure_reason": record.failure_reason,
+                  "traceback": record.traceback, "why": record.why}
+        assert record_row(record, store) == step_row(fields), record.name

@@ -245,6 +245,103 @@ def test_doctor_finds_and_repairs_an_execution_left_executing_by_a_killed_proces
     listed = json.loads(cli(["executions", "--json", "--home", home], tmp_path, home).stdout)
     (summary,) = listed["PipelineExecutionSummaries"]
     assert summary["PipelineExecutionStatus"] == "Failed" and "Interrupted" in summary["FailureReason"]
+    described = json.loads(cli(["describe", summary["PipelineExecutionArn"], "--json", "--home", home],
+                               tmp_path, home).stdout)
+    steps = {s["StepName"]: s["StepStatus"] for s in described["Steps"]}
+    assert steps["Make"] == "Succeeded"  # finished before the kill: kept (journal or database)
+
+
+# A run whose rows wait for the end (nothing but the execution's start is committed), killed
+# while its third step runs: what the two finished steps left is their journal lines alone.
+KILLED_STEPS = [
+    ("First", "rows = list(range(5))"),
+    ("Second", "total = sum(rows)"),
+    ("Slow", "import os, pathlib, time\npathlib.Path(os.environ['MARKER']).touch()\n"
+             "if os.environ.get('SKIP_SLOW') != '1':\n    time.sleep(60)\nafter = total"),
+]
+KILLED_SCRIPT = f"""
+import sys
+from jupyter_pipelines import Pipeline
+from jupyter_pipelines.store import writer
+writer.FLUSH_INTERVAL = 3600.0
+p = Pipeline("killed", home=sys.argv[1])
+for name, code in {KILLED_STEPS!r}:
+    p.add_step(name, code)
+p.start(display=False)
+"""
+
+
+def killed_pipeline(home: Path) -> Pipeline:
+    """The pipeline of KILLED_SCRIPT, here."""
+    p = Pipeline("killed", home=home)
+    for name, code in KILLED_STEPS:
+        p.add_step(name, code)
+    return p
+
+
+def test_a_kill_before_any_commit_loses_only_the_running_step(tmp_path, monkeypatch):
+    home, marker = tmp_path / "state", tmp_path / "slow-started"
+    env = {**os.environ, "MARKER": str(marker)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, str(home)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    with sqlite3.connect(f"{(home / 'history.db').as_uri()}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT status FROM executions").fetchall() == [("Executing",)]
+        assert db.execute("SELECT count(*) FROM step_runs").fetchone() == (0,)  # nothing committed
+    db.close()
+    (journal,) = (home / "journal").iterdir()
+    assert [json.loads(line)[:3] for line in journal.read_text().splitlines()] == [
+        ["First", "processing", "Succeeded"], ["Second", "processing", "Succeeded"]]
+    with journal.open("a") as handle:  # a line a kill cut short (no newline): never replayed
+        handle.write('["Slow", "processing", "Succeeded", ')
+
+    report = cli(["doctor", "--home", home], tmp_path, home)
+    assert report.returncode == 3 and f"left Executing by process {proc.pid}" in report.stdout
+    p = killed_pipeline(home)
+    history = p.workspace.history  # opening it folds the journal in and marks the execution
+    (doc,) = history.executions()
+    assert doc["status"] == "Failed" and "Interrupted" in doc["failure_reason"]
+    runs = {r["step"]: r for r in history.step_runs(doc["id"])}
+    assert {n: r["status"] for n, r in runs.items()} == {"First": "Succeeded", "Second": "Succeeded"}
+    assert p.load_execution(doc["id"]).result("Second", "total") == 10  # its artifact is there
+    assert list((home / "journal").iterdir()) == []
+    assert history._conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert cli(["doctor", "--home", home], tmp_path, home).returncode == 0
+
+    monkeypatch.setenv("MARKER", str(marker))
+    monkeypatch.setenv("SKIP_SLOW", "1")
+    again = p.retry(display=False)
+    assert statuses(again) == {"First": "Cached", "Second": "Cached", "Slow": "Succeeded"}
+    assert again.result("Slow", "after") == 10
+
+
+def test_a_journal_that_cannot_be_written_stops_the_run_and_the_history_says_so(tmp_path):
+    home = tmp_path / "state"
+    home.mkdir()
+    (home / "journal").write_text("a file where the journal folder goes")
+    p = Pipeline("unjournaled", home=home)
+    p.add_step("Make", "xs = [1]")
+    p.add_step("Then", "y = xs")
+    with pytest.raises(StateError, match="journal") as caught:
+        p.start(display=False)
+    assert str(home / "journal") in str(caught.value)
+    (summary,) = p.list_executions()
+    assert summary["PipelineExecutionStatus"] == "Failed"
+    assert "The run stopped" in summary["FailureReason"] and "journal" in summary["FailureReason"]
+    rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(summary["PipelineExecutionArn"])}
+    assert rows == {"Make": "Succeeded"}  # committed at the end, with the execution's end
+
+
+def statuses(ex) -> dict[str, str]:
+    return {name: record.status for name, record in ex.steps.items()}
 
 
 def test_two_processes_running_one_notebook_at_once_lose_nothing(tmp_path):

@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import nbformat
@@ -420,6 +421,19 @@ def test_magic_retry_flags(ip, tmp_path):
 # -- a killed process --------------------------------------------------------------------------------
 
 
+def slow_shown_executing(home: Path) -> bool:
+    """Has the run committed step Slow as Executing (its history's thread does, soon after the
+    step starts), as another process reading the history sees it?"""
+    if not (home / "history.db").exists():
+        return False
+    with closing(sqlite3.connect(f"{(home / 'history.db').as_uri()}?mode=ro", uri=True)) as db:
+        try:
+            return db.execute("SELECT status FROM step_runs WHERE step = 'Slow'").fetchall() == [
+                ("Executing",)]
+        except sqlite3.OperationalError:  # the tables are not made yet
+            return False
+
+
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory):
     """A headless run SIGKILLed while its second step runs; what it left behind."""
@@ -438,7 +452,7 @@ def crashed(tmp_path_factory):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not marker.exists():  # wait for the condition, not a fixed time
+        while not marker.exists() or not slow_shown_executing(home):  # conditions, not times
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the slow step never started"
             time.sleep(0.02)
@@ -461,6 +475,7 @@ def test_a_killed_run_leaves_a_consistent_history_and_store(crashed):
                              for f in artifacts)
 
     history = History(home)  # opening it notices the dead process
+    assert not list((home / "journal").glob("*")), "the journal was folded into the database"
     try:
         (execution,) = [e for e in history.executions() if e["retry_of"] is None]
         assert execution["status"] == "Failed"

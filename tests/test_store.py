@@ -562,6 +562,40 @@ def test_artifacts_default_under_home(tmp_path):
     assert on_disk == {r.digest for rec in ex.steps.values() for r in rec.refs.values()}
 
 
+class _RemoteHandle:
+    """Stands for a value kept on a worker: it cannot be saved here (nor pickled)."""
+
+    def __reduce__(self):
+        raise TypeError("a remote handle does not travel")
+
+
+def test_recorder_store_keeps_refs_a_worker_wrote_and_saves_the_rest(tmp_path):
+    """A Dask worker that wrote a step's outputs to the shared store itself hands back their
+    refs with handles for values: `Recorder.store` keeps those refs and saves nothing again.
+    With a ref missing for any output, the values here are saved as usual."""
+    from jupyter_pipelines.execution import StepRecord
+    from jupyter_pipelines.store.history import History
+    from jupyter_pipelines.store.recorder import Recorder
+
+    p = Pipeline("remote", home=tmp_path / "state")
+    step = p.add_step("Make", "a = 1\nb = 2")
+    store = ArtifactStore(tmp_path / "shared")
+    written = {"a": store.put(1), "b": store.put([2])}  # what the worker did
+    before = sorted(store.backend)
+    recorder = Recorder("remote", History(tmp_path / "state"), store, p.graph({}), p.context, {}, 1)
+
+    record = StepRecord("Make", "processing", status="Succeeded",
+                        outputs={"a": _RemoteHandle(), "b": _RemoteHandle()}, refs=dict(written))
+    recorder.store(step, record)
+    assert record.refs == written and sorted(store.backend) == before
+    assert all(type(v) is _RemoteHandle for v in record.outputs.values())
+
+    partial = StepRecord("Make", "processing", status="Succeeded", outputs={"a": 3, "b": [4]},
+                         refs={"a": written["a"]})
+    recorder.store(step, partial)
+    assert store.get(partial.refs["a"]) == 3 and store.get(partial.refs["b"]) == [4]
+
+
 @pytest.mark.parametrize("kind", ["folder", "memory-url"])
 def test_artifacts_go_to_the_chosen_store(tmp_path, kind):
     where = str(tmp_path / "elsewhere") if kind == "folder" else "memory://jp-test-" + uuid.uuid4().hex
@@ -616,25 +650,44 @@ def test_local_crash_before_rename_leaves_no_key(tmp_path, monkeypatch):
     assert list(b) == ["ab/cdef"] and len(b) == 1
 
 
-def test_local_crash_mid_write_keeps_the_old_value(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["fsync", "replace"])
+def test_local_crash_mid_write_keeps_the_old_value(tmp_path, monkeypatch, where):
+    """A write that fails before its rename (while a large file is flushed to disk, or at the
+    rename itself) leaves the old bytes under the key and the new ones only in a hidden file."""
     b = LocalBackend(tmp_path / "store")
     b["ab/cdef"] = b"old"
 
-    def boom(fd):
+    def boom(*args):
         raise Crash("disk full")
 
+    large = b"new" * backends_mod.SYNC_FROM  # large enough to be fsynced
     with monkeypatch.context() as m:
-        m.setattr(backends_mod.os, "fsync", boom)
+        m.setattr(backends_mod.os, where, boom)
         with pytest.raises(Crash):
-            b["ab/cdef"] = b"new" * 1000
-        with pytest.raises(Crash):
-            b["ab/other"] = b"x"
+            b["ab/cdef"] = large
+        if where == "replace":
+            with pytest.raises(Crash):
+                b["ab/other"] = b"x"
     assert b["ab/cdef"] == b"old"
     assert "ab/other" not in b
     assert list(b) == ["ab/cdef"]
     assert all(Path(n).name.startswith(".") for n in set(_all_names(b)) - {"ab/cdef"})
     b["ab/other"] = b"y"
     assert sorted(b) == ["ab/cdef", "ab/other"]
+
+
+def test_local_writes_flush_large_files_to_disk_and_small_ones_only_to_the_os(tmp_path, monkeypatch):
+    """A small file is not fsynced (a killed process loses nothing; a power cut may, and a read
+    then finds it missing or corrupt, never wrong); a large one is, before its rename."""
+    b = LocalBackend(tmp_path / "store")
+    synced = []
+    real = backends_mod.os.fsync
+    monkeypatch.setattr(backends_mod.os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    b["ab/small"] = b"x" * (backends_mod.SYNC_FROM - 1)
+    assert synced == []
+    b["ab/large"] = b"x" * backends_mod.SYNC_FROM
+    assert len(synced) == 1
+    assert len(b["ab/small"]) == backends_mod.SYNC_FROM - 1 and len(b["ab/large"]) == backends_mod.SYNC_FROM
 
 
 @pytest.mark.parametrize("kind", ["file-url", "memory-url"])

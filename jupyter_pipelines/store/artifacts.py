@@ -18,14 +18,16 @@ which no user tool can set back, so an edit is always caught; damage that change
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArtifactCorrupted, ArtifactError, ArtifactMissing, StateError
 from .backends import open_backend
+from .journal import plain_json
 from .serialize import SerializationError, decode, encode
 
 _PARALLEL = 1 << 20  # bytes from which hashing runs beside the write
@@ -44,7 +46,7 @@ class ArtifactRef:
         return f"{self.digest[:2]}/{self.digest}"
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"digest": self.digest, "format": self.format, "size": self.size, "type": self.type}
 
     @classmethod
     def from_dict(cls, doc: dict) -> ArtifactRef:
@@ -70,7 +72,7 @@ class ArtifactStore:
     def put(self, value: Any, *, what: str = "a value", name: str = "name") -> ArtifactRef:
         """Save ``value``; ``what`` and ``name`` (its output name) word the error if it can't be."""
         try:
-            fmt, data = encode(value)
+            fmt, data = _plain_scalar(value) or encode(value)
         except SerializationError as exc:
             raise SerializationError(f"{what} {exc}. Make it a DataFrame, array, JSON value or a "
                                      f"picklable object, or keep it private (`_{name}`) so it is "
@@ -97,10 +99,11 @@ class ArtifactStore:
         ref = ArtifactRef(hasher.hexdigest(), fmt, len(view), type_name)
         # Content-addressed: the same bytes are stored once, unless the stored copy went bad,
         # in which case this write repairs it.
-        if self.check(ref) is None:
+        if self.check(ref) is None:  # intact (and now known as verified)
             if staged is not None:
                 self.backend.discard(staged)
-        elif staged is not None:
+            return ref
+        if staged is not None:
             self.backend.commit(staged, ref.key)
         else:
             self.backend[ref.key] = view
@@ -206,6 +209,18 @@ class ArtifactStore:
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.location!r})"
+
+
+def _plain_scalar(value: Any) -> tuple[str, bytes] | None:
+    """What `encode` makes of an int, str, bool, None or finite float (JSON), made without
+    building a JSON encoder for it: the bytes are the same, so are the digests."""
+    kind = type(value)
+    if kind in (int, str, bool, type(None)) or (kind is float and math.isfinite(value)):
+        try:
+            return "json", plain_json(value).encode()
+        except ValueError:  # an int too long to print: `encode` decides
+            return None
+    return None
 
 
 def _what(ref: ArtifactRef, step: str | None, output: str | None) -> str:

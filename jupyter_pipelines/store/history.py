@@ -1,11 +1,18 @@
 """Execution history in SQLite: pipeline versions, executions and step runs.
 
-One database file in the state folder, WAL mode, every write in its own short transaction,
-so a killed process leaves it consistent; an execution whose process died while it was
-``Executing`` is marked Failed ("interrupted") the next time the history is opened. A
-read-only history can be read; SQLite faults become a `StateError` naming the file
-(`store.state`). A step run whose stored outputs ``doctor --repair`` found damaged is marked
-``invalid`` (with the reason) and is never reused again.
+One database file in the state folder, WAL mode with synchronous=NORMAL: a commit is durable
+once it returns against a killed process, not against a power cut (which may lose the last
+commits, never consistency). A run does not commit each step: it appends each finished step
+to its execution's `journal` at once and commits them here in batches (`writer.HistoryWriter`).
+An execution whose process died while it was ``Executing`` is marked Failed ("interrupted")
+the next time the history is opened, after the rows of its journal are written, in the same
+transaction. A read-only history can be read; SQLite faults become a `StateError` naming the
+file (`store.state`). A step run whose stored outputs ``doctor --repair`` found damaged is
+marked ``invalid`` (with the reason) and is never reused again.
+
+A `History` has two connections, each used under a lock of its own by any thread: one writes
+(a run commits from the history's thread, `writer`), one reads, so a run's cache look-ups never
+wait for a commit in progress (WAL: readers see the last commit).
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
-from .state import connect, ensure_folder, guarded
+from . import journal
+from .state import connect, database_error, ensure_folder, guarded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pipeline_versions (
@@ -35,21 +44,50 @@ CREATE TABLE IF NOT EXISTS step_runs (
     cache_source TEXT, outputs TEXT, metadata TEXT, stdout TEXT, stderr TEXT,
     failure_reason TEXT, traceback TEXT, why TEXT, invalid TEXT,
     PRIMARY KEY (execution_id, step));
-CREATE INDEX IF NOT EXISTS step_runs_by_key ON step_runs (cache_key, status);
+CREATE INDEX IF NOT EXISTS step_runs_by_key_end ON step_runs (cache_key, end);
 CREATE INDEX IF NOT EXISTS step_runs_by_step ON step_runs (step, end);
+CREATE INDEX IF NOT EXISTS executions_by_pipeline ON executions (pipeline, start);
+DROP INDEX IF EXISTS step_runs_by_key;
 """
+# A cache look-up walks step_runs_by_key_end from the newest run with the key and stops at the
+# first usable one (no sort; ~7 µs). The (cache_key, status) index it replaced made SQLite sort.
 _RUN_COLUMNS = ("step", "kind", "status", "start", "end", "attempts", "cache_key", "key_parts",
                 "cache_source", "outputs", "metadata", "stdout", "stderr", "failure_reason",
                 "traceback", "why")
-_INSERT_RUN = (f"INSERT OR REPLACE INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) "
-               f"VALUES (?, {', '.join('?' * len(_RUN_COLUMNS))})")
+# An upsert, not INSERT OR REPLACE: a row written again (Executing, then finished; a journal
+# replayed) keeps what doctor marked on it (`invalid`) and its place in the table.
+_WRITE_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) "
+              f"VALUES (?, {', '.join('?' * len(_RUN_COLUMNS))}) ON CONFLICT (execution_id, step) "
+              f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RUN_COLUMNS[1:])}")
+_CACHED_COLUMNS = ("rowid", "execution_id", "step", "kind", "status", "end", "cache_key",
+                   "cache_source", "outputs", "metadata", "stdout", "stderr")
+# A Cached step's row is its source run's, with this execution's id, name and times: copied in
+# SQLite, nothing of it decoded or encoded again (step_runs rows are never deleted).
+_COPY_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) SELECT ?, ?, kind, "
+             "'Cached', ?, ?, 0, cache_key, key_parts, COALESCE(NULLIF(cache_source, ''), "
+             "execution_id), outputs, metadata, stdout, stderr, NULL, NULL, NULL FROM step_runs "
+             "WHERE rowid = ?" + _WRITE_RUN[_WRITE_RUN.index(" ON CONFLICT"):])
 INTERRUPTED = ("Interrupted: the process running this execution ended (killed or crashed) "
                "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
 
 
+def step_row(run: dict) -> list:
+    """A step run (a dict of `_RUN_COLUMNS`) as the values written for it: what
+    `History.record_steps` takes and a `journal` line holds."""
+    values = [run.get(c) for c in _RUN_COLUMNS]
+    for i in (7, 9, 15):  # key_parts, outputs, why: our own plain data
+        if values[i] is not None:
+            values[i] = journal.plain_json(values[i])
+    if values[10] is not None:  # metadata: the user's values too (a condition's operands)
+        values[10] = json.dumps(values[10], default=repr)
+    return values
+
+
 class History:
     def __init__(self, home: str | os.PathLike):
-        self.path = ensure_folder(home) / "history.db"
+        self.folder = ensure_folder(home)
+        self.path = self.folder / "history.db"
+        self._lock = threading.RLock()
         self._conn, self.read_only = connect(self.path, "history")
         with guarded(self.path, "history"):
             if not self.read_only:
@@ -61,18 +99,30 @@ class History:
                     except sqlite3.OperationalError:  # another process added it meanwhile
                         pass
             self._valid = " AND invalid IS NULL" if "invalid" in self._columns() else ""
-        if not self.read_only:
+        usable = (f"SELECT {', '.join(_CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
+                  f"('Succeeded', 'Cached') AND outputs IS NOT NULL{self._valid}")
+        self._results_sql = usable.format("execution_id = ?")
+        self._cached_sql = usable.format("cache_key = ?") + " ORDER BY end DESC LIMIT 1"
+        self._fresh_sql = (usable.format("cache_key = ? AND status = 'Succeeded' AND end >= ?")
+                           + " ORDER BY end DESC LIMIT 1")
+        if self.read_only:
+            self._reader, self._read_lock = self._conn, self._lock
+        else:
+            self._reader = connect(self.path, "history")[0]
+            self._read_lock = threading.Lock()
             self.mark_interrupted()
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock, self._read_lock:
+            self._reader.close()
+            self._conn.close()
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._conn.execute("PRAGMA table_info(step_runs)")}
 
     @contextmanager
     def _tx(self):
-        with guarded(self.path, "history"):
+        with self._lock, guarded(self.path, "history"):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -84,6 +134,10 @@ class History:
 
     # -- writing ---------------------------------------------------------------------------
     def record_version(self, pipeline: str, digest: str, definition: dict) -> int:
+        known = self._rows("SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?",
+                           [pipeline, digest])
+        if known:  # the usual case: the definition (large) is not encoded again
+            return known[0][0]
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, created) "
                        "VALUES (?, ?, ?, ?)", (pipeline, digest, json.dumps(definition), time.time()))
@@ -98,36 +152,47 @@ class History:
                        (execution_id, pipeline, version_id, json.dumps(parameters, default=repr),
                         start, os.getpid(), socket.gethostname(), retry_of, os.getcwd()))
 
-    def record_steps(self, execution_id: str, runs: list[dict], finish: tuple | None = None) -> None:
-        """Write step runs (and, with ``finish``: status, end, reason, the execution's end) in
-        one transaction."""
-        rows = []
-        for run in runs:
-            values = [run.get(c) for c in _RUN_COLUMNS]
-            for i, c in enumerate(_RUN_COLUMNS):
-                if c in ("key_parts", "outputs", "metadata", "why") and values[i] is not None:
-                    values[i] = json.dumps(values[i], default=repr)
-            rows.append([execution_id, *values])
+    def record_steps(self, execution_id: str, rows: list[list], finish: tuple | None = None,
+                     copies: list[tuple] = ()) -> None:
+        """Write step runs (`step_row` values), Cached runs that copy a stored one (``copies``:
+        ``(source rowid, step, start, end)``, see `cached_run`) and, with ``finish`` (status,
+        end, reason), the execution's end, in one transaction."""
         with self._tx() as db:
+            if copies:
+                db.executemany(_COPY_RUN, [(execution_id, step, start, end, rowid)
+                                           for rowid, step, start, end in copies])
             if rows:
-                db.executemany(_INSERT_RUN, rows)
+                db.executemany(_WRITE_RUN, [[execution_id, *row] for row in rows])
             if finish is not None:
                 db.execute("UPDATE executions SET status = ?, end = ?, failure_reason = ? "
                            "WHERE id = ?", (*finish, execution_id))
 
     def mark_interrupted(self) -> list[str]:
-        """Executions left Executing by a process of this host that no longer runs."""
+        """Executions left Executing by a process of this host that no longer runs: the rows
+        of their journals are written and they are marked Failed, in one transaction each.
+        Journals of executions that ended (their end was committed, the file not yet removed)
+        are removed."""
         host = socket.gethostname()
-        rows = self._conn.execute("SELECT id, pid FROM executions WHERE status = 'Executing' AND host = ?",
-                                  (host,)).fetchall()
+        rows = self._rows("SELECT id, pid FROM executions WHERE status = 'Executing' AND host = ?",
+                          [host])
         dead = [eid for eid, pid in rows if pid != os.getpid() and not _alive(pid)]
+        journals = journal.left_behind(self.folder)
         for eid in dead:
+            path = journals.pop(eid, None)
+            replayed = [row for row in journal.read(path) if len(row) == len(_RUN_COLUMNS)] if path else []
             with self._tx() as db:
+                db.executemany(_WRITE_RUN, [[eid, *row] for row in replayed])
                 db.execute("UPDATE executions SET status = 'Failed', failure_reason = ?, end = "
                            "COALESCE(end, (SELECT MAX(end) FROM step_runs WHERE execution_id = ?), start)"
                            " WHERE id = ? AND status = 'Executing'", (INTERRUPTED, eid, eid))
                 db.execute("UPDATE step_runs SET status = 'Failed', failure_reason = ? "
                            "WHERE execution_id = ? AND status = 'Executing'", (INTERRUPTED, eid))
+            if path is not None:
+                path.unlink(missing_ok=True)
+        for eid, path in journals.items():
+            status = self._rows("SELECT status FROM executions WHERE id = ?", [eid])
+            if status and status[0][0] != "Executing":
+                path.unlink(missing_ok=True)
         return dead
 
     def mark_invalid(self, digest: str, reason: str) -> int:
@@ -164,15 +229,29 @@ class History:
             "SELECT * FROM step_runs WHERE execution_id = ? ORDER BY start, rowid", [execution_id])]
 
     def cached_run(self, cache_key: str, not_before: float | None = None) -> dict | None:
-        """The newest successful run with this key (not older than ``not_before``)."""
-        sql = ("SELECT * FROM step_runs WHERE cache_key = ? AND status IN ('Succeeded', 'Cached') "
-               "AND outputs IS NOT NULL" + self._valid)
-        args: list[Any] = [cache_key]
-        if not_before is not None:  # the result's age counts from when a step made it
-            sql += " AND status = 'Succeeded' AND end >= ?"
-            args.append(not_before)
-        rows = self._rows(sql + " ORDER BY end DESC LIMIT 1", args)
-        return self._run(rows[0]) if rows else None
+        """The newest successful run with this key (not older than ``not_before``): what a
+        Cached record needs of it (no ``key_parts``: the caller has them, they made the key),
+        and its ``rowid``, for `record_steps` to copy it."""
+        if not_before is None:
+            rows = self._rows(self._cached_sql, (cache_key,), None)
+        else:  # the result's age counts from when a step made it
+            rows = self._rows(self._fresh_sql, (cache_key, not_before), None)
+        return self._cached(rows[0]) if rows else None
+
+    def stored_codes(self) -> set[str]:
+        """The code parts of every stored successful run's key: a step whose code part is not
+        among them cannot be Cached, whatever its inputs turn out to be (`Recorder.may_hit`)."""
+        rows = self._rows("SELECT DISTINCT json_extract(key_parts, '$.code') FROM step_runs WHERE "
+                          "status IN ('Succeeded', 'Cached') AND outputs IS NOT NULL "
+                          f"AND key_parts IS NOT NULL{self._valid}", (), None)
+        return {code for (code,) in rows}
+
+    @staticmethod
+    def _cached(row: tuple) -> dict:
+        run = dict(zip(_CACHED_COLUMNS, row, strict=True))
+        run["outputs"] = json.loads(run["outputs"])
+        run["metadata"] = json.loads(run["metadata"]) if run["metadata"] else None
+        return run
 
     def latest_run(self, step: str, pipeline: str, *, succeeded: bool = False) -> dict | None:
         sql = ("SELECT r.* FROM step_runs r JOIN executions e ON e.id = r.execution_id "
@@ -182,10 +261,40 @@ class History:
         rows = self._rows(sql + " ORDER BY r.end DESC LIMIT 1", [step, pipeline])
         return self._run(rows[0]) if rows else None
 
-    def _rows(self, sql: str, args) -> list[sqlite3.Row]:
-        with guarded(self.path, "history"), closing(self._conn.cursor()) as cur:
-            cur.row_factory = sqlite3.Row
-            return cur.execute(sql, args).fetchall()
+    def latest_results(self, pipeline: str, *, besides: str) -> dict[str, dict] | None:
+        """The successful step runs of the pipeline's latest execution (other than
+        ``besides``), by cache key, as `cached_run` gives them; None if it has no other
+        execution. One query where a re-run would make one a step."""
+        latest = self._rows("SELECT id FROM executions WHERE pipeline = ? AND id != ? "
+                            "ORDER BY start DESC LIMIT 1", [pipeline, besides])
+        if not latest:
+            return None
+        rows = self._rows(self._results_sql, [latest[0][0]], None)
+        return {run["cache_key"]: run for run in map(self._cached, rows)}
+
+    def last_parts(self, step: str, pipeline: str) -> tuple[str, dict | None] | None:
+        """``(status, key parts)`` of the step's latest run in ``pipeline``: what `why` needs."""
+        rows = self._rows("SELECT r.status, r.key_parts FROM step_runs r JOIN executions e ON "
+                          "e.id = r.execution_id WHERE r.step = ? AND e.pipeline = ? "
+                          "ORDER BY r.end DESC LIMIT 1", [step, pipeline])
+        if not rows:
+            return None
+        status, parts = rows[0]
+        return status, json.loads(parts) if parts else None
+
+    def version(self, version_id: int | None) -> dict | None:
+        """A recorded pipeline version's document (`snapshot`)."""
+        rows = self._rows("SELECT definition FROM pipeline_versions WHERE id = ?", [version_id])
+        return json.loads(rows[0][0]) if rows else None
+
+    def _rows(self, sql: str, args, factory=sqlite3.Row) -> list:
+        with self._read_lock:
+            try:
+                cursor = self._reader.cursor()
+                cursor.row_factory = factory
+                return cursor.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise database_error(exc, self.path, "history") from None
 
     @staticmethod
     def _execution(row: sqlite3.Row) -> dict:
@@ -197,7 +306,8 @@ class History:
     def _run(row: sqlite3.Row) -> dict:
         doc = dict(row)
         for key in ("key_parts", "outputs", "metadata", "why"):
-            doc[key] = json.loads(doc[key]) if doc[key] else None
+            if key in doc:
+                doc[key] = json.loads(doc[key]) if doc[key] else None
         return doc
 
 

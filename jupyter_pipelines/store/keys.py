@@ -113,22 +113,117 @@ def package_version(module: str) -> str:
 
 def key_parts(step: Step, params: dict[str, Any], input_digests: dict[str, str],
               context: Context) -> dict[str, str]:
+    kind, code, helpers, modules = _fixed_parts(step, context)
+    return {"kind": kind, "code": code, "helpers": helpers,
+            "parameters": _digest({p: repr(v) for p, v in sorted(params.items())}),
+            "inputs": _inputs_digest(input_digests), "packages": _packages_digest(modules)}
+
+
+def _fixed_parts(step: Step, context: Context) -> tuple[str, str, str, tuple[str, ...]]:
+    """The parts that depend on the step's definition and the notebook's context alone, and
+    the modules its code and helpers import."""
     helpers = helpers_used(context, step.reads)
     defs = {n: normalised(s) for n, s in helpers.items() if not s.lstrip().startswith(("import ", "from "))}
     modules = _imported_modules([step.code, *helpers.values()])
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in step.options.items()}
-    return {
-        "kind": _digest([step.kind, options, list(step.outputs), list(step.depends_on)]),
-        "code": _digest(normalised(step.code)),
-        "helpers": _digest(defs),
-        "parameters": _digest({p: repr(v) for p, v in sorted(params.items())}),
-        "inputs": _digest(dict(sorted(input_digests.items()))),
-        "packages": _digest(sorted(package_version(m) for m in modules)),
-    }
+    return (_digest([step.kind, options, list(step.outputs), list(step.depends_on)]),
+            _digest(normalised(step.code)), _digest(defs), tuple(sorted(modules)))
+
+
+_PACKAGES: dict[tuple[str, ...], str] = {}  # versions -> their digest
+
+
+def _packages_digest(modules: tuple[str, ...]) -> str:
+    """The packages part: the versions are looked up each time (`package_version`)."""
+    versions = tuple(sorted(package_version(m) for m in modules))
+    digest = _PACKAGES.get(versions)
+    if digest is None:
+        if len(_PACKAGES) >= 4096:
+            _PACKAGES.clear()
+        digest = _PACKAGES[versions] = _digest(list(versions))
+    return digest
+
+
+def _as_json(text: str, quotes: int) -> bool:
+    """Is ``text`` (strings written between quotes) what json.dumps would write? Yes when the
+    strings need no escape: printable ASCII without quotes or backslashes."""
+    return text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == quotes
+
+
+def _inputs_digest(input_digests: dict[str, str]) -> str:
+    """`_digest` of the inputs' digests by name; plain names are written as json.dumps would."""
+    items = sorted(input_digests.items())
+    if all(type(d) is str for _, d in items):
+        text = "{" + ", ".join(f'"{n}": "{d}"' for n, d in items) + "}"
+        if _as_json(text, 4 * len(items)):
+            return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return _digest(dict(items))
+
+
+class CacheKeys:
+    """The key parts of the steps of one run (``values``: its parameter values), made cheaply:
+    a step's kind, code and helpers (and the modules it imports) are digested once per step
+    definition and notebook context (memoised across runs: an unchanged step costs a dict
+    look-up), each set of parameter values and each set of imported modules' versions once per
+    run. Equal to `key_parts`, which makes them afresh."""
+
+    def __init__(self, context: Context, values: dict[str, Any]):
+        self.context, self.values = context, values
+        self._fixed = _memo(context)
+        self._parameters: dict[tuple[str, ...], str] = {}
+        self._packages: dict[tuple[str, ...], str] = {}  # modules -> digest of their versions
+
+    def parts(self, step: Step, input_digests: dict[str, str]) -> dict[str, str]:
+        fixed = self._fixed.get(step.digest) if step.digest else None
+        if fixed is None:
+            reads = tuple(parameters_read(step, self.context, _Everything()))
+            fixed = (*_fixed_parts(step, self.context), reads)
+            if step.digest:  # the digest of everything _fixed_parts reads of the step
+                if len(self._fixed) >= 65536:  # a long session's edits: start afresh
+                    self._fixed.clear()
+                self._fixed[step.digest] = fixed
+        kind, code, helpers, modules, reads = fixed
+        read = tuple(sorted(n for n in reads if n in self.values))
+        parameters = self._parameters.get(read)
+        if parameters is None:
+            parameters = self._parameters[read] = _digest({p: repr(self.values[p]) for p in read})
+        packages = self._packages.get(modules)
+        if packages is None:
+            packages = self._packages[modules] = _packages_digest(modules)
+        return {"kind": kind, "code": code, "helpers": helpers, "parameters": parameters,
+                "inputs": _inputs_digest(input_digests), "packages": packages}
+
+
+class _Everything:
+    """A container holding every name: `parameters_read` then lists every name it might read."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+@functools.lru_cache(maxsize=8)  # a few notebook contexts (editing a helper makes a new one)
+def _memo(context: Context) -> dict[str, tuple]:
+    return {}
+
+
+_PARTS_JSON = "{" + ", ".join(f'"{p}": "%s"' for p in PARTS) + "}"
+
+
+def parts_json(parts: dict[str, str]) -> str:
+    """``json.dumps(parts)``, written directly for the usual parts (six digests)."""
+    if tuple(parts) == PARTS:
+        text = _PARTS_JSON % tuple(parts.values())
+        if _as_json(text, 4 * len(PARTS)):
+            return text
+    return json.dumps(parts)
 
 
 def cache_key(parts: dict[str, str]) -> str:
-    return _digest([parts[p] for p in PARTS])
+    values = [parts[p] for p in PARTS]
+    text = '["' + '", "'.join(values) + '"]'  # json.dumps of the digests, written directly
+    if _as_json(text, 2 * len(values)):
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return _digest(values)
 
 
 def changed_parts(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:

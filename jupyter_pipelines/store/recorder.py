@@ -1,13 +1,15 @@
 """The store side of a run: keeps every result and every record, and supplies stored results.
 
-A `Recorder` is both a listener of the execution (it writes the history as the run goes, so
-a crash loses nothing already finished) and the run loop's cache: before a step runs it
-computes the step's cache key and, on a hit, hands back the stored result; after a step
-succeeds it saves the outputs as artifacts. It also says why a step did not hit.
+A `Recorder` is both a listener of the execution (it writes the history as the run goes,
+through a `writer.HistoryWriter`: each finished step journaled at once, the database in
+batches) and the run loop's cache: before a step runs it computes the step's cache key
+(`keys.CacheKeys`) and, on a hit, hands back the stored result; after a step succeeds it saves
+the outputs as artifacts. It also says why a step did not hit.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -17,7 +19,9 @@ from ..source import Context
 from ..steps import Step
 from .artifacts import ArtifactRef, ArtifactStore
 from .history import History
-from .keys import cache_key, changed_parts, explain, key_parts, parameters_read
+from .journal import plain_json
+from .keys import CacheKeys, cache_key, changed_parts, explain, parts_json
+from .writer import HistoryWriter
 
 
 class Recorder:
@@ -27,7 +31,13 @@ class Recorder:
         self.pipeline, self.history, self.artifacts = pipeline, history, artifacts
         self.graph, self.context, self.values = graph, context, values
         self.version_id, self.retry_of, self.force = version_id, retry_of, force
-        self._cached: list[dict] = []  # Cached step rows waiting for the next write
+        self.keys = CacheKeys(context, values)
+        self.writer: HistoryWriter | None = None  # the history of the execution, as it runs
+        self._execution_id: str | None = None
+        self._first_run = False  # no execution of the pipeline before this one
+        self._latest: dict[str, dict] | None = None  # its latest execution's runs by key
+        self._sources: dict[str, tuple[int, StepRecord]] = {}  # a hit -> its stored run's rowid
+        self._codes: set[str] | None = None  # code parts of stored runs (`may_hit`)
 
     # -- the cache ---------------------------------------------------------------------------
     def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
@@ -38,8 +48,7 @@ class Recorder:
             if made is None:
                 return None
             digests[name] = made.refs[name].digest
-        params = {p: self.values[p] for p in parameters_read(step, self.context, self.values)}
-        parts = key_parts(step, params, digests, self.context)
+        parts = self.keys.parts(step, digests)
         return cache_key(parts), parts
 
     def lookup(self, step: Step, record: StepRecord, execution: Execution) -> StepRecord | None:
@@ -48,71 +57,123 @@ class Recorder:
             record.why = "an input was not stored, so no stored result can match"
             return None
         record.cache_key, record.key_parts = keyed
-        if step.name in self.force:
-            record.why = "the run asked for it (--from/--to/--only, or --no-cache)"
-            return None
-        if not step.cache:
-            from ..steps import KINDS
-
-            record.why = ("caching is off for this step (--no-cache)" if KINDS[step.kind].cacheable
-                          else f"a {step.kind} step always runs")
+        if step.name in self.force or not step.cache:
+            record.why = self._not_looked_up(step)
             return None
         not_before = time.time() - step.cache_expire if step.cache_expire is not None else None
-        run = self.history.cached_run(record.cache_key, not_before)
+        run = self._stored_run(record.cache_key, not_before)
         if run is None:
             record.why = self.why(step.name, record.key_parts, step.cache_expire)
             return None
+        run["key_parts"] = record.key_parts  # equal: they make the key
         hit = stored_record(run, self.artifacts, status="Cached",
                             reused_from=run["cache_source"] or run["execution_id"])
+        hit.name = step.name  # the key has no name: the run may be of a step named otherwise
         damaged = damaged_output(hit, self.artifacts)
         if damaged:
             record.why = f"{damaged}, so it ran again to store it afresh"
             return None
+        if all(self.artifacts.seen(ref) == run["outputs"][n].get("seen") for n, ref in hit.refs.items()):
+            self._sources[step.name] = (run["rowid"], hit)  # its row: a copy of the stored one
         return hit
 
+    def may_hit(self, step: Step, execution: Execution) -> bool:
+        """Whether a stored result could stand in for ``step``, whatever its inputs' digests
+        turn out to be (they are not known yet: a cluster may chain it after running steps)."""
+        if step.name in self.force or not step.cache:
+            return False
+        if self._codes is None:
+            self._codes = self.history.stored_codes()
+        return self.keys.parts(step, {})["code"] in self._codes
+
+    def explain_run(self, step: Step, record: StepRecord, execution: Execution) -> None:
+        """The key and the why of a step that ran with no look-up (`may_hit` said none could
+        match), once its inputs' digests are known."""
+        keyed = self.key(step, execution.steps)
+        if keyed is None:
+            record.why = "an input was not stored, so no stored result can match"
+            return
+        record.cache_key, record.key_parts = keyed
+        record.why = (self._not_looked_up(step) if step.name in self.force or not step.cache
+                      else self.why(step.name, record.key_parts, step.cache_expire))
+
+    def _not_looked_up(self, step: Step) -> str:
+        from ..steps import KINDS
+
+        if step.name in self.force:
+            return "the run asked for it (--from/--to/--only, or --no-cache)"
+        return ("caching is off for this step (--no-cache)" if KINDS[step.kind].cacheable
+                else f"a {step.kind} step always runs")
+
+    def _stored_run(self, key: str, not_before: float | None) -> dict | None:
+        """The stored run a step with this key reuses: the one of the pipeline's latest
+        execution (read once for all steps: what a re-run reuses), else the newest in the
+        history (`History.cached_run`)."""
+        if self._latest is None:
+            self._latest = self.history.latest_results(self.pipeline, besides=self._execution_id or "")
+            self._first_run = self._latest is None
+            self._latest = self._latest or {}
+        run = self._latest.pop(key, None)
+        if run is not None and (not_before is None or (run["status"] == "Succeeded"
+                                                       and run["end"] >= not_before)):
+            return run
+        return self.history.cached_run(key, not_before)
+
     def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
-        previous = self.history.latest_run(step, self.pipeline)
+        # the pipeline's first run asks nothing more per step: none of its steps ran before
+        previous = None if self._first_run else self.history.last_parts(step, self.pipeline)
         if previous is None:
             return "it had not run before"
-        changed = changed_parts(previous["key_parts"], parts)
+        status, before = previous
+        changed = changed_parts(before, parts)
         if changed:
             return explain(changed) + " changed since its last run"
-        if previous["status"] not in ("Succeeded", "Cached"):
-            return f"its last run {previous['status'].lower()}"
+        if status not in ("Succeeded", "Cached"):
+            return f"its last run {status.lower()}"
         if expire is not None:
             return "its stored result expired (--cache-expire)"
         return "no stored result matched"
 
     def store(self, step: Step, record: StepRecord) -> None:
+        """Save the outputs as artifacts, unless ``record.refs`` already holds a reference for
+        every output: a worker wrote them to the (shared) store itself, and the values here
+        may be handles to where they were computed."""
+        if all(isinstance(record.refs.get(name), ArtifactRef) for name in record.outputs):
+            return
+        values = {name: record.value(name) for name in record.outputs}  # fetched, if remote
         record.refs = {name: self.artifacts.put(value, name=name, what=f"Step `{step.name}` output "
                                                 f"`{name}` ({type(value).__name__})")
-                       for name, value in record.outputs.items()}
+                       for name, value in values.items()}
 
     # -- the listener: the history as it happens --------------------------------------------
     def __call__(self, event: str, *, execution: Execution, record: StepRecord | None = None,
                  **future: Any) -> None:
-        """Every step run is written as it starts and as it ends (a kill leaves a trace), except
-        Cached ones: they computed nothing a kill could lose, so they wait for the next write
-        and share its transaction (a fully cached run is one transaction, not one a step)."""
-        if event == "execution_started":
-            execution.version_id = self.version_id
-            self.history.start_execution(execution.id, self.pipeline, self.version_id,
-                                         execution.parameters, execution.start_time, self.retry_of)
-            self._cached = [run_row(r, self.artifacts) for r in execution.steps.values()
-                            if r.status == "Cached"]
-        elif event in ("step_started", "step_finished") and record is not None:
-            row = run_row(record, self.artifacts)
-            if record.status == "Cached":
-                self._cached.append(row)
-                return
-            self._write(execution, [row])
+        if self.writer is None:
+            if event == "execution_started":
+                self._started(execution)
+            return
+        if event == "step_finished" and record is not None:
+            source = self._sources.pop(record.name, None)
+            if source is not None and source[1] is record:  # a hit: its row copies the stored one
+                self.writer.copied(source[0], record.name, record.start, record.end)
+            else:  # a step that ran (or was skipped, stopped...) is journaled; Cached is not
+                self.writer.finished(record.name, record_row(record, self.artifacts),
+                                     journal=record.status != "Cached")
+        elif event == "step_started" and record is not None:
+            self.writer.started(record)
         elif event == "execution_finished":
-            self._write(execution, [], finish=(execution.status, execution.end_time,
-                                               execution.failure_reason))
+            leftovers = [record_row(r, self.artifacts) for r in self.writer.unfinished()]
+            self.writer.end((execution.status, execution.end_time, execution.failure_reason),
+                            leftovers)
 
-    def _write(self, execution: Execution, rows: list[dict], finish: tuple | None = None) -> None:
-        waiting, self._cached = self._cached, []
-        self.history.record_steps(execution.id, waiting + rows, finish)
+    def _started(self, execution: Execution) -> None:
+        execution.version_id = self.version_id
+        self.history.start_execution(execution.id, self.pipeline, self.version_id,
+                                     execution.parameters, execution.start_time, self.retry_of)
+        self._execution_id = execution.id
+        self.writer = HistoryWriter(self.history, execution.id)
+        self.writer.queue([record_row(r, self.artifacts) for r in execution.steps.values()
+                           if r.status == "Cached"])
 
 
 def damaged_output(record: StepRecord, artifacts: ArtifactStore) -> str | None:
@@ -144,13 +205,17 @@ def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
                       key_parts=run["key_parts"], loader=load)
 
 
-def run_row(record: StepRecord, artifacts: ArtifactStore) -> dict:
-    return {
-        "step": record.name, "kind": record.kind, "status": record.status, "start": record.start,
-        "end": record.end, "attempts": record.attempts, "cache_key": record.cache_key,
-        "key_parts": record.key_parts, "cache_source": record.reused_from,
-        "outputs": ({n: {**r.as_dict(), "seen": artifacts.seen(r)} for n, r in record.refs.items()}
-                    if record.status in ("Succeeded", "Cached") else None),
-        "metadata": record.metadata or None, "stdout": record.stdout, "stderr": record.stderr,
-        "failure_reason": record.failure_reason, "traceback": record.traceback, "why": record.why,
-    }
+def record_row(record: StepRecord, artifacts: ArtifactStore) -> list:
+    """The history row of a step record: the values `History.record_steps` writes (in
+    `history`'s column order, as `history.step_row` makes them of a dict), made directly."""
+    outputs = None
+    if record.status in ("Succeeded", "Cached"):
+        outputs = plain_json({name: {"digest": ref.digest, "format": ref.format, "size": ref.size,
+                                     "type": ref.type, "seen": artifacts.seen(ref)}
+                              for name, ref in record.refs.items()})
+    return [record.name, record.kind, record.status, record.start, record.end, record.attempts,
+            record.cache_key, parts_json(record.key_parts) if record.key_parts else None,
+            record.reused_from, outputs,
+            json.dumps(record.metadata, default=repr) if record.metadata else None,
+            record.stdout, record.stderr, record.failure_reason, record.traceback,
+            plain_json(record.why) if record.why is not None else None]

@@ -60,6 +60,7 @@ def connect(path: Path, what: str, *, timeout: float | None = None) -> tuple[sql
     read-only (reading a read-only state folder works; writing says why it cannot)."""
     timeout = LOCK_TIMEOUT if timeout is None else timeout
     read_only = path.exists() and not writable(path)
+    new = not read_only and (not path.exists() or path.stat().st_size == 0)  # nothing to lose yet
     try:
         if read_only:
             conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout,
@@ -67,7 +68,12 @@ def connect(path: Path, what: str, *, timeout: float | None = None) -> tuple[sql
         else:
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                    check_same_thread=False)
-        if not read_only:
+        if new:  # a power cut can only lose an empty file: switch to WAL without an fsync
+            (sync,) = conn.execute("PRAGMA synchronous").fetchone()
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={int(sync)}")
+        elif not read_only:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a real database?
     except sqlite3.Error as exc:

@@ -25,8 +25,15 @@ class Workspace:
         self.artifacts = ArtifactStore(store or self.home / "artifacts")
 
     @classmethod
-    @functools.lru_cache(maxsize=8)
     def open(cls, home: str, store: str | None = None) -> Workspace:
+        """The workspace of ``home`` (one per process); the store defaults to
+        ``$JUPYTER_PIPELINES_STORE`` (e.g. an s3:// URL a Dask cluster's workers share), else
+        the state folder's ``artifacts/``."""
+        return cls._open(home, store or os.environ.get("JUPYTER_PIPELINES_STORE") or None)
+
+    @classmethod
+    @functools.lru_cache(maxsize=8)
+    def _open(cls, home: str, store: str | None) -> Workspace:
         return cls(home, store)
 
     # -- executions from the history -----------------------------------------------------------
@@ -83,11 +90,7 @@ class Workspace:
         return stored_record(run, self.artifacts, status=status, reused_from=reused_from)
 
     def version(self, version_id: int | None) -> dict[str, Any] | None:
-        import json
-
-        row = self.history._conn.execute(
-            "SELECT definition FROM pipeline_versions WHERE id = ?", (version_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return self.history.version(version_id)
 
     # -- what a retry or a partial run reuses ---------------------------------------------------
     def succeeded_steps(self, execution_id: str, graph: Graph, recorder: Recorder) -> dict[str, StepRecord]:
@@ -116,6 +119,8 @@ class Workspace:
             step = graph.steps[name]
             keyed = recorder.key(step, records)
             run = self.history.cached_run(keyed[0]) if keyed else None
+            if run is not None:
+                run["key_parts"] = keyed[1]
             record = self.record(run, status="Cached", reused_from=run["cache_source"] or
                                  run["execution_id"]) if run else None
             damaged = damaged_output(record, self.artifacts) if record else None
