@@ -85,7 +85,8 @@ def add_run_options(run) -> None:
     run.add_argument("--only", nargs="+", metavar="STEP", help="run just these steps")
     run.add_argument("--executor", metavar="SPEC",
                      help="in-kernel (default), threads[:N] or processes[:N]: run independent "
-                          "steps in parallel on N threads or worker processes")
+                          "steps in parallel on N threads or worker processes; dask: on a Dask "
+                          "LocalCluster; tcp://host:8786 (or dask://...): on that Dask cluster")
     run.add_argument("--max-parallel", type=int, metavar="N",
                      help="run at most N steps at once (SageMaker's ParallelismConfiguration)")
     run.add_argument("--no-cache", dest="cache", action="store_false",

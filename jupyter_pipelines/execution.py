@@ -15,6 +15,20 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") if ts else None
 
 
+class Remote:
+    """An output kept where it was computed (a Dask worker); `fetch` brings its value over.
+    ``preview`` is its details-panel preview, made where the value is."""
+
+    preview: dict
+
+    def fetch(self) -> Any:
+        raise NotImplementedError
+
+    def handle(self) -> tuple:
+        """What a step running on the same cluster is given for it."""
+        raise NotImplementedError
+
+
 @dataclass
 class StepRecord:
     name: str
@@ -35,6 +49,7 @@ class StepRecord:
     key_parts: dict[str, str] | None = None
     why: str | None = None         # why the step ran instead of reusing a stored result
     loader: Any = field(default=None, repr=False, compare=False)  # ArtifactRef -> value
+    worker: str | None = None      # the Dask worker that ran it
 
     @property
     def duration(self) -> float | None:
@@ -47,6 +62,8 @@ class StepRecord:
     def value(self, name: str) -> Any:
         """An output's value, loaded from the artifact store the first time it is needed."""
         value = self.outputs[name]
+        if isinstance(value, Remote):
+            return value.fetch()
         if self.loader is not None and type(value).__name__ == "ArtifactRef":
             value = self.outputs[name] = self.loader(value)
         return value
@@ -89,6 +106,7 @@ class Execution:
         self.graph = None           # the DAG it ran (set by the pipeline), for views
         self.parameter_defs: dict = {}
         self.shown_live = False     # a live widget of it is on screen already
+        self.dashboard: str | None = None  # the Dask dashboard of the cluster it ran on
         self.version_id: int | None = None  # the recorded pipeline version it ran
 
     # -- events: keyword-only, with room for more fields ---------------------------------

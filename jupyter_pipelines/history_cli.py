@@ -28,7 +28,8 @@ def add_commands(sub) -> None:
         cmd.add_argument("--json", action="store_true", help="print JSON (SageMaker's field names)")
         if name == "retry":
             cmd.add_argument("--executor", metavar="SPEC",
-                             help="in-kernel (default), threads[:N] or processes[:N]")
+                             help="in-kernel (default), threads[:N], processes[:N], dask, or a Dask "
+                                  "scheduler's address (tcp://host:8786)")
             cmd.add_argument("--max-parallel", type=int, metavar="N", help="at most N steps at once")
 
 

@@ -98,7 +98,8 @@ class PipelineMagics(Magics):
     @argument("--no-cache", dest="cache", action="store_false",
               help="run: run every step afresh, reusing no stored result.")
     @argument("--executor", metavar="SPEC",
-              help="run/retry: in-kernel (default), threads[:N] or processes[:N] (a warm pool).")
+              help="run/retry: in-kernel (default), threads[:N] or processes[:N] (a warm pool), "
+                   "dask (a LocalCluster) or a Dask scheduler's address (tcp://host:8786).")
     @argument("--max-parallel", type=int, metavar="N", help="run/retry: at most N steps at once.")
     @argument("--out", "-o", metavar="FILE", help="definition: write the JSON to FILE.")
     @argument("--view-only", action="store_true",

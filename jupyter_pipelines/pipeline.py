@@ -157,7 +157,8 @@ class Pipeline:
         """Run the pipeline as one execution; returns it when finished.
 
         ``executor`` is an Executor or "in-kernel", "threads[:N]", "processes[:N]" (a warm
-        pool, see `run.executors`); ``max_parallel`` caps the steps running at once.
+        pool, see `run.executors`), "dask" (a LocalCluster) or a Dask scheduler's address
+        ("tcp://host:8786"; see `run.cluster`); ``max_parallel`` caps the steps running at once.
         ``from_step``/``to_step``/``only`` run part of the DAG (those steps always run; the
         other steps they need come from the store); ``cache=False`` runs every step afresh.
         In a notebook (``display`` None) or with ``display=True`` the live DAG widget is shown
@@ -232,6 +233,7 @@ class Pipeline:
                               {n: graph.steps[n].kind for n in names}, listeners)
         execution.graph, execution.parameter_defs = graph, dict(self.parameters)
         execution.shown_live = bool(display)
+        execution.dashboard = getattr(executor, "dashboard", None)  # a Dask cluster's
         base = self.context.namespace()
         base.update(values)
         ctx = RunContext(execution_id, self.state_dir, MappingProxyType(values))

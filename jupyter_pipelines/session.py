@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DefinitionError, ExecutionFailed, IsolationError, RunError, StepFailed
-from .execution import Execution, StepRecord
+from .execution import Execution, Remote, StepRecord
 from .graph import unknown_input
 from .locate import kernel_notebook, notebook_home
 from .parameters import check_not_an_output, parse_parameters_cell, pipeline_name
@@ -202,11 +202,15 @@ class Session:
             return None
 
     def bind(self, execution: Execution) -> None:
+        """The run's outputs as notebook variables. One kept on a Dask worker is bound as its
+        handle (``.fetch()`` brings the value): a run never moves every output into the kernel."""
         for record in execution.steps.values():
             if record.status in ("Succeeded", "Cached"):
                 for key in record.outputs:
                     if key.isidentifier():
-                        self.shell.user_ns[key] = protect(record.value(key))
+                        value = record.outputs[key]
+                        self.shell.user_ns[key] = value if isinstance(value, Remote) else protect(
+                            record.value(key))
 
     @staticmethod
     def report_failures(event: str, *, execution: Execution, step: str | None = None,

@@ -22,12 +22,13 @@ def pipe(tmp_path):
 
 def test_a_step_cannot_change_another_steps_outputs(pipe):
     pipe.add_step("Make", "df = pd.DataFrame({'a': [1, 2]})\nitems = {'k': [1]}\nxs = [1, 2]")
-    pipe.add_step("Mutate", "df['a'] = 0\ndf.loc[0, 'a'] = 5\nitems['k'].append(2)\nxs.append(3)\nseen = 1")
+    pipe.add_step("Mutate", "df['a'] = 0\ndf.loc[0, 'a'] = 5\nxs.append(3)\nseen = 1")  # own copies
+    pipe.add_step("Grow", "items['k'].append(2)\ngrown = 1")  # a lent value, changed: refused
     pipe.add_step("Read", "total = int(df['a'].sum()) + len(items['k']) + len(xs) + seen")
     ex = pipe.start()
-    assert ex.status == "Succeeded"
+    assert ex.steps["Grow"].status == "Failed" and "copy.deepcopy(items)" in ex.steps["Grow"].failure_reason
     assert ex.result("Read", "total") == 3 + 1 + 2 + 1
-    assert ex.result("Make", "df")["a"].tolist() == [1, 2]
+    assert ex.result("Make", "df")["a"].tolist() == [1, 2] and ex.result("Make", "items") == {"k": [1]}
 
 
 def test_writing_into_an_input_array_fails_with_a_hint(pipe):

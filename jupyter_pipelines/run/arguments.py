@@ -27,7 +27,8 @@ def check_executor(executor: Any, listeners: Any, max_parallel: Any = None) -> N
             getattr(executor, "submit", None)):
         raise PipelineError(
             f"executor must be a concurrent.futures.Executor (e.g. ThreadPoolExecutor()) or one "
-            f"of 'in-kernel', 'threads[:N]', 'processes[:N]'; got {type(executor).__name__}.")
+            f"of 'in-kernel', 'threads[:N]', 'processes[:N]', 'dask', 'tcp://host:port'; got "
+            f"{type(executor).__name__}.")
     if max_parallel is not None and (isinstance(max_parallel, bool) or not isinstance(max_parallel, int)
                                      or max_parallel < 1):
         raise PipelineError(f"max_parallel must be a whole number >= 1 (the most steps running at "

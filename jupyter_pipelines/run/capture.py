@@ -51,6 +51,15 @@ def installed(echo: bool = False):
         sys.stdout, sys.stderr = saved
 
 
+def ensure_installed() -> None:
+    """In a worker process (a pool's, a Dask worker's): route what steps print to their
+    buffers for good (other threads' output passes through unchanged)."""
+    if not isinstance(sys.stdout, _Proxy):
+        sys.stdout = _Proxy(sys.stdout, _local, "stdout", False)
+    if not isinstance(sys.stderr, _Proxy):
+        sys.stderr = _Proxy(sys.stderr, _local, "stderr", False)
+
+
 def begin() -> tuple[io.StringIO, io.StringIO, tuple]:
     """Inside a step (any thread): start collecting what it prints. A pair of plain calls
     rather than a context manager: this is on every step's path."""

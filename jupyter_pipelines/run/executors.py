@@ -7,12 +7,13 @@ The default, `InKernelExecutor`, runs each step when it is submitted, in the cal
     "in-kernel"            the default: one step at a time, in this process
     "threads[:N]"          a thread pool (N workers; default: the number of cores)
     "processes[:N]"        a process pool (spawn or forkserver, never fork: a kernel has threads)
+    "dask", "tcp://h:p"    a Dask cluster: a LocalCluster, or a running scheduler (`cluster`)
 
 Pools are kept warm for the process (a kernel session, a CLI run): the first run that asks for
 one starts it, later runs reuse it, and they are shut down at exit. A process pool receives
 each task cloudpickled (steps, their inputs and the notebook's functions cross by value) and
 sends the result back the same way; `crosses_processes` tells the run loop that outputs must
-survive that trip, so an output that cannot is named by its step (see `runner.run_task`).
+survive that trip, so an output that cannot is named by its step (see `task.run_task`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class ProcessExecutor(Executor):
         if start_method not in multiprocessing.get_all_start_methods():
             start_method = "spawn"
         self.workers, self.start_method = workers, start_method
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method))
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method),
+                                         initializer=_ignore_interrupts)
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         import cloudpickle
@@ -82,6 +84,14 @@ class ProcessExecutor(Executor):
         return f"ProcessExecutor(workers={self.workers}, start_method={self.start_method!r})"
 
 
+def _ignore_interrupts() -> None:
+    """In a worker: an interrupt is the kernel's to handle (it stops the run and cancels what
+    has not started); a Ctrl-C reaching the whole process group must not kill workers mid-step."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextmanager
 def _main_without_missing_file():
     """A new worker re-imports the parent's ``__main__`` from its file; a session run from
@@ -104,6 +114,9 @@ def _call_pickled(payload: bytes) -> bytes:
     its ``unportable(exc)`` says (a failed step naming the output), if it has that hook."""
     import cloudpickle
 
+    from . import capture
+
+    capture.ensure_installed()
     fn, args, kwargs = cloudpickle.loads(payload)
     result = fn(*args, **kwargs)
     try:
@@ -125,12 +138,17 @@ def resolve(spec: str | Executor | None, *, start_method: str | None = None) -> 
         return InKernelExecutor()
     if isinstance(spec, Executor) or callable(getattr(spec, "submit", None)):
         return spec  # type: ignore[return-value]
+    if isinstance(spec, str) and (spec.strip() == "dask" or spec.strip().startswith(("tcp://", "dask://", "tls://"))):
+        from .cluster import connect
+
+        return connect(spec.strip())
     match = _SPEC.match(spec.strip()) if isinstance(spec, str) else None
     if match is None or (match.group(2) is not None and int(match.group(2)) < 1):
         raise PipelineError(
             f"Executor {spec!r} is not one this package knows: use 'in-kernel' (the default), "
-            "'threads', 'threads:N', 'processes' or 'processes:N' (N >= 1 workers), or pass a "
-            "concurrent.futures.Executor (e.g. dask.distributed.Client.get_executor()).")
+            "'threads', 'threads:N', 'processes' or 'processes:N' (N >= 1 workers), 'dask' (a "
+            "Dask cluster on this machine), a Dask scheduler's address ('tcp://host:8786' or "
+            "'dask://host:8786'), or pass a concurrent.futures.Executor.")
     kind, count = match.group(1), match.group(2)
     if kind == "in-kernel":
         return InKernelExecutor()

@@ -8,77 +8,15 @@ import builtins
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from ..errors import ExecutionFailed, PipelineError, StepFailed
-from ..execution import Execution, StepRecord
+from ..errors import PipelineError
+from ..execution import Execution, Remote, StepRecord
 from ..graph import Graph
-from ..steps import KINDS, RunContext, Step, StepOutcome
-from ..steps.base import exit_message, user_traceback
-from . import capture, scheduler
-from .protect import protect
-
-
-@dataclass
-class TaskResult:
-    status: str  # Succeeded | Failed
-    outputs: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    failure_reason: str | None = None
-    traceback: str | None = None
-    fails_execution: bool = False
-    stdout: str = ""
-    stderr: str = ""
-    start: float = 0.0
-    end: float = 0.0
-
-    def unportable(self, exc: Exception) -> TaskResult:
-        """This result could not be sent back from a worker process: the failure naming the
-        output that cannot cross (called by `executors.ProcessExecutor`'s workers)."""
-        import cloudpickle
-
-        for name, value in self.outputs.items():
-            try:
-                cloudpickle.dumps(value)
-            except Exception as error:
-                kind = f"{type(value).__module__}.{type(value).__qualname__}"
-                return TaskResult(
-                    "Failed", failure_reason=(
-                        f"Output `{name}` ({kind}) cannot be sent back from the worker process "
-                        f"that ran the step ({type(error).__name__}: {error}). Run this pipeline "
-                        f"with --executor threads or in-kernel, or make `{name}` a value that "
-                        f"can be pickled (or keep it private as `_{name}`)."),
-                    stdout=self.stdout, stderr=self.stderr, start=self.start, end=self.end)
-        return TaskResult("Failed", failure_reason=f"The step's result cannot be sent back from "
-                          f"the worker process: {type(exc).__name__}: {exc}",
-                          start=self.start, end=self.end)
-
-
-def run_task(step: Step, ns: dict, ctx: RunContext) -> TaskResult:
-    """Run one step: a plain callable, the same on every executor."""
-    start = time.time()
-    out, err, previous = capture.begin()
-    try:
-        outcome = KINDS[step.kind].run(step, ns, ctx)
-        result = TaskResult("Succeeded", outcome.outputs, outcome.metadata)
-    except ExecutionFailed as exc:
-        result = TaskResult("Failed", failure_reason=str(exc), fails_execution=True)
-    except StepFailed as exc:
-        result = TaskResult("Failed", failure_reason=str(exc), traceback=exc.user_traceback)
-    except PipelineError as exc:
-        result = TaskResult("Failed", failure_reason=str(exc))
-    except Exception as exc:  # a kind's own code hit the user's value: still the step's failure
-        result = TaskResult("Failed", failure_reason=f"Step `{step.name}` failed: "
-                            f"{type(exc).__name__}: {exc}", traceback=user_traceback(exc, step.filename))
-    except SystemExit as exc:  # from user code a kind calls (e.g. a model's predict function)
-        result = TaskResult("Failed", failure_reason=exit_message(step.name, exc),
-                            traceback=user_traceback(exc, step.filename))
-    finally:
-        capture.end(previous)
-    result.stdout, result.stderr = out.getvalue(), err.getvalue()
-    result.start, result.end = start, time.time()
-    return result
+from ..steps import KINDS, RunContext, Step
+from . import capture, remote, scheduler
+from .isolation import lend, returned
+from .task import TaskResult, merged, run_task
 
 
 class Cache(Protocol):
@@ -87,6 +25,12 @@ class Cache(Protocol):
     def lookup(self, step: Step, record: StepRecord, execution: Execution) -> StepRecord | None: ...
 
     def store(self, step: Step, record: StepRecord) -> None: ...
+
+    # for a cluster that chains steps (`remote`): could a stored result stand in for the step
+    # whatever its inputs' digests? and, after it ran unlooked-up, its key and why
+    def may_hit(self, step: Step, execution: Execution) -> bool: ...
+
+    def explain_run(self, step: Step, record: StepRecord, execution: Execution) -> None: ...
 
 
 def run(execution: Execution, graph: Graph, names: list[str], executor: Executor,
@@ -114,7 +58,10 @@ class _Run:
             downstream={n: tuple(d for d in graph.downstream[n] if d in wanted) for n in names},
             inputs={n: graph.inputs[n] for n in names},
         )
-        self.futures: dict[Future, str] = {}
+        self.futures: dict[Future, str] = {}   # a step's result, as it will come
+        self.starting: dict[Future, str] = {}  # a remote step's start, as a worker reports it
+        self.remote = remote.for_run(executor, cache, max_parallel)
+        self.unlooked: set[str] = set()  # chained: submitted with no look-up (`Cache.may_hit`)
 
     def go(self, reused: dict[str, StepRecord], echo: bool) -> Execution:
         execution, graph = self.execution, self.graph
@@ -130,11 +77,17 @@ class _Run:
                     while state.ready and (self.max_parallel is None
                                            or len(self.futures) < self.max_parallel):
                         self._start(scheduler.take(state))
-                    if self.futures:
-                        done = [f for f in self.futures if f.done()] or wait(
-                            self.futures, return_when=FIRST_COMPLETED).done
+                    pending = [*self.starting, *self.futures]
+                    if pending:
+                        done = [f for f in pending if f.done()] or wait(
+                            pending, self.remote and remote.TICK, FIRST_COMPLETED).done
+                        if self.remote is not None:
+                            self.remote.executor.poll()
                         for future in done:
-                            self._collect(future)
+                            if future in self.starting:
+                                self._began(self.starting.pop(future), future)
+                            elif future in self.futures:
+                                self._collect(future)
         except KeyboardInterrupt:
             return self._stop()
         except BaseException as exc:  # not the user's code: ours, or a listener's (the history)
@@ -153,18 +106,34 @@ class _Run:
             doom = _branch_not_taken(step, hit.metadata)
             self._settled(scheduler.finish(self.plan, self.state, name, "Cached", doom))
             return
-        record.status, record.start, record.attempts = "Executing", time.time(), 1
-        self.execution.emit("step_started", step=name, record=record)
+        record.attempts = 1
+        if self.remote is None or remote.runs_here(step):
+            record.status, record.start = "Executing", time.time()
+            self.execution.emit("step_started", step=name, record=record)
         self._submit(step)
 
+    def _began(self, name: str, future: Future) -> None:
+        """A worker started remote step ``name`` (or never will: then it ends as collected)."""
+        record = self.execution.steps[name]
+        if record.status != "Pending" or future.cancelled() or future.exception() is not None \
+                or future.result() is None:
+            return
+        record.start, record.worker = future.result()
+        record.status = "Executing"
+        self.execution.emit("step_started", step=name, record=record)
+
     def _submit(self, step: Step) -> None:
+        if self.remote is not None and not remote.runs_here(step):
+            self._submit_remote(step)
+            for down in self.remote.chain_after(self, step.name):  # what can follow it at once
+                self.execution.steps[down].attempts = 1
+                self.unlooked.add(down)
+                self._submit_remote(self.graph.steps[down])
+            return
         try:
             ns = _namespace(self.graph, step, self.base, self.execution.steps)
         except PipelineError as exc:  # an input that cannot be read back (missing, corrupt)
-            future: Future = Future()
-            now = time.time()
-            future.set_result(TaskResult("Failed", failure_reason=f"Step `{step.name}` could not "
-                                         f"read its inputs: {exc}", start=now, end=now))
+            future = _failed(f"Step `{step.name}` could not read its inputs: {exc}")
         else:
             if getattr(self.executor, "crosses_processes", False) and isinstance(
                     ns.get("__builtins__"), dict):  # IPython's builtins (its history, ...) stay
@@ -172,16 +141,24 @@ class _Run:
             try:
                 future = self._spread(step, ns)
             except Exception as exc:  # e.g. an input a process pool cannot be sent
-                future = Future()
-                now = time.time()
-                future.set_result(TaskResult("Failed", failure_reason=(
-                    f"Step `{step.name}` could not be handed to the executor "
-                    f"({type(exc).__name__}: {exc}). An executor of other processes needs every "
-                    "input to be picklable: run it with --executor threads or in-kernel."),
-                    start=now, end=now))
+                future = _failed(f"Step `{step.name}` could not be handed to the executor "
+                                 f"({type(exc).__name__}: {exc}). An executor of other processes "
+                                 "needs every input to be picklable: run it with --executor "
+                                 "threads or in-kernel.")
         self.futures[future] = step.name
         if future.done():
             self._collect(future)
+
+    def _submit_remote(self, step: Step) -> None:
+        try:
+            started, future = self.remote.submit(self, step)
+        except Exception as exc:  # e.g. a notebook value the cluster cannot be sent
+            future = _failed(f"Step `{step.name}` could not be handed to the Dask cluster "
+                             f"({type(exc).__name__}: {exc}). Every value a step reads must be "
+                             "picklable: run it with --executor threads or in-kernel.")
+        else:
+            self.starting[started] = step.name
+        self.futures[future] = step.name
 
     def _spread(self, step: Step, ns: dict) -> Future:
         """One task, or, for a kind that splits its work (a transform's instance count), one
@@ -191,16 +168,28 @@ class _Run:
         if len(parts) == 1:
             return self.executor.submit(run_task, step, parts[0], self.ctx)
         return _gathered([self.executor.submit(run_task, step, part, self.ctx) for part in parts],
-                         lambda results: _merged(kind, step, results))
+                         lambda results: merged(kind, step, results))
 
     def _collect(self, future: Future) -> None:
         name = self.futures.pop(future)
         step, record = self.graph.steps[name], self.execution.steps[name]
+        if self.remote is not None:
+            self.remote.collected(name)
+            for started, which in list(self.starting.items()):
+                if which == name:
+                    del self.starting[started]
+                    self._began(name, started)
         try:
             result = future.result()
         except Exception as exc:  # an executor failure, not the user's code
             result = TaskResult("Failed", failure_reason=f"Step `{name}` could not be run: {exc!r}",
                                 start=record.start or time.time(), end=time.time())
+        result = returned(self.graph, step, self.execution.steps, result, self.executor)
+        if result.status == "NotRun" or any(self.state.finished.get(u) in ("Failed", "Stopped", "NotRun")
+                                            for u in self.plan.upstream[name]):
+            record.status = "NotRun"  # chained after a step that failed (see `remote`)
+            self._settled(scheduler.finish(self.plan, self.state, name, "NotRun"))
+            return
         if result.status == "Failed" and result.traceback and record.attempts <= step.retry:
             time.sleep(step.retry_backoff * 2 ** (record.attempts - 1))  # a transient failure?
             record.attempts += 1
@@ -210,7 +199,10 @@ class _Run:
         record.status, record.end = result.status, result.end
         record.failure_reason, record.traceback = result.failure_reason, result.traceback
         record.metadata, record.stdout, record.stderr = result.metadata, result.stdout, result.stderr
-        record.outputs = result.outputs
+        record.outputs, record.refs = result.outputs, result.refs or record.refs
+        record.start, record.worker = record.start or result.start, result.worker or record.worker
+        if name in self.unlooked and self.cache is not None:
+            self.cache.explain_run(step, record, self.execution)
         if result.status == "Succeeded" and self.cache is not None:
             try:
                 self.cache.store(step, record)
@@ -226,11 +218,16 @@ class _Run:
         now = time.time()
         for name in scheduler.stop(self.state):
             record = self.execution.steps[name]
+            if record.status == "Pending":  # chained on the cluster, never started
+                self.state.finished[name] = record.status = "NotRun"
+                continue
             record.status, record.end = "Stopped", now
             record.failure_reason = "Stopped by an interrupt."
             self.execution.emit("step_finished", step=name, record=record)
         for future in self.futures:
             future.cancel()
+        if self.remote is not None:
+            self.remote.cancel()
         self._settled([n for n, s in self.state.finished.items() if s == "NotRun"])
         self.execution.failure_reason = "Stopped by an interrupt (Kernel > Interrupt or Ctrl-C)."
         self.execution._finish("Stopped", now)
@@ -245,6 +242,8 @@ class _Run:
             f"The run stopped: {type(exc).__name__}: {exc}")
         for future in self.futures:
             future.cancel()
+        if self.remote is not None:
+            self.remote.cancel()
         execution = self.execution
         started = [r for r in execution.steps.values() if r.status not in ("Pending", "NotRun")]
         for record in started:
@@ -269,6 +268,14 @@ class _Run:
                 self.execution.emit("step_finished", step=name, record=record)
 
 
+def _failed(reason: str) -> Future:
+    """A future already holding a failed result (the step never reached the executor)."""
+    future: Future = Future()
+    now = time.time()
+    future.set_result(TaskResult("Failed", failure_reason=reason, start=now, end=now))
+    return future
+
+
 def _gathered(futures: list[Future], combine) -> Future:
     """A future done when all of ``futures`` are, holding ``combine(their results)``."""
     gathered: Future = Future()
@@ -290,30 +297,17 @@ def _gathered(futures: list[Future], combine) -> Future:
     return gathered
 
 
-def _merged(kind, step: Step, results: list[TaskResult]) -> TaskResult:
-    """The parts' results as one: the first failure (naming its part), else the merged outputs."""
-    start, end = min(r.start for r in results), max(r.end for r in results)
-    stdout, stderr = "".join(r.stdout for r in results), "".join(r.stderr for r in results)
-    for number, result in enumerate(results, start=1):
-        if result.status == "Failed":
-            result.failure_reason = f"(part {number} of {len(results)}) {result.failure_reason}"
-            result.start, result.end, result.stdout, result.stderr = start, end, stdout, stderr
-            return result
-    merged = kind.merge(step, [StepOutcome(r.outputs, r.metadata) for r in results])
-    return TaskResult("Succeeded", merged.outputs, merged.metadata, stdout=stdout, stderr=stderr,
-                      start=start, end=end)
-
-
 def _namespace(graph: Graph, step: Step, base: dict, records: dict[str, StepRecord]) -> dict:
     ns = dict(base)
     for name, makers in graph.inputs[step.name].items():
         for maker in makers:
             made = records.get(maker)
             if made is not None and name in made.outputs:
-                ns[name] = protect(made.value(name))
+                ns[name] = lend(records, step.name, made, name)  # checked by `returned`
                 break
     if step.step_refs:
-        ns["__refs__"] = {r: records[r].value(next(iter(records[r].outputs))) for r in step.step_refs}
+        ns["__refs__"] = {r: lend(records, step.name, records[r], next(iter(records[r].outputs)))
+                          for r in step.step_refs}
     if KINDS[step.kind].needs_input_digests:  # lineage without hashing the values again
         ns["__digests__"] = {name: records[m].refs[name].digest
                              for name, makers in graph.inputs[step.name].items()

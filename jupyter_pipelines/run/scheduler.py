@@ -82,6 +82,13 @@ def take(state: State) -> str | None:
     return name
 
 
+def chain(state: State, name: str) -> None:
+    """Start waiting step ``name`` before its upstream finish (its executor runs it after
+    them: see `remote`); it leaves ``waiting`` for ``running``."""
+    del state.waiting[name]
+    state.running.add(name)
+
+
 def finish(plan: Plan, state: State, name: str, status: str, doom: tuple[str, ...] = ()) -> list[str]:
     """Record ``name`` as finished with ``status``; ``doom`` lists the steps of a branch not
     taken. Returns the steps settled as Skipped or NotRun as a consequence, in order."""

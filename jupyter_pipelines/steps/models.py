@@ -46,6 +46,7 @@ class RegisterModelKind(Kind):
     # registered twice (the stored result names the version that holds it); --no-cache forces
     # a new version.
     needs_input_digests = True
+    runs_in_kernel = True  # the model registry is the kernel's (its state folder), never a worker's
     options = {"model": None, "group": None, "approval_status": "PendingManualApproval",
                "metrics": None}
     produces = "model_package"

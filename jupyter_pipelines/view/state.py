@@ -37,4 +37,5 @@ def header_state(execution: Execution | None, total: int) -> dict:
         if execution.start_time else 0.0,
         "parameters": {k: repr(v) for k, v in execution.parameters.items()},
         "failure": execution.failure_reason or "",
+        "dashboard": getattr(execution, "dashboard", None) or "",
     }

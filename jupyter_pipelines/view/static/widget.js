@@ -126,6 +126,10 @@ function render({ model, el }) {
       h("span", { class: "jp-pipeline-badge", "data-status": status, text: status }),
       bar, h("span", { class: "jp-pipeline-count", text: `${done}/${total} steps` }), elapsed, params,
     );
+    if (info.dashboard) {
+      header.append(h("a", { class: "jp-pipeline-dashboard", href: info.dashboard, target: "_blank",
+                             rel: "noopener", title: "the Dask cluster's dashboard", text: "Dask dashboard ↗" }));
+    }
     paintParameters();
     failure.textContent = info.failure ? `Failure reason: ${info.failure}` : "";
     failure.hidden = !info.failure;
@@ -188,6 +192,7 @@ function render({ model, el }) {
     ];
     if (times) parts.push(h("div", { class: "jp-pipeline-times", text: times }));
     if (info.reused_from) parts.push(h("div", { class: "jp-pipeline-times", text: `reused from ${info.reused_from}` }));
+    if (info.worker) parts.push(h("div", { class: "jp-pipeline-times", "data-worker": info.worker, text: `ran on Dask worker ${info.worker}` }));
     if (info.failure) parts.push(h("div", { class: "jp-pipeline-error", text: info.failure }));
     if (info.condition) parts.push(section("Condition", h("div", { class: "jp-pipeline-outcome", "data-outcome": info.condition.outcome, text: info.condition.text })));
     if (info.register_model) {
