@@ -18,15 +18,15 @@ import pytest
 
 pytest.importorskip("distributed", reason="the Dask tests need jupyter_pipelines[dask]")
 
-from jupyter_pipelines import Pipeline  # noqa: E402
-from jupyter_pipelines.errors import PipelineError  # noqa: E402
-from jupyter_pipelines.execution import Remote  # noqa: E402
-from jupyter_pipelines.notebook import load_notebook  # noqa: E402
-from jupyter_pipelines.run import executors  # noqa: E402
+from jupyter_pipelines import Pipeline
+from jupyter_pipelines.errors import PipelineError
+from jupyter_pipelines.execution import Remote
+from jupyter_pipelines.notebook import load_notebook
+from jupyter_pipelines.run import executors
 
-from .conftest import run_cell  # noqa: E402
-from .test_cli import ABALONE, cli, write_notebook  # noqa: E402
-from .test_executors import contract_pipeline, outcome, transform_pipeline  # noqa: E402
+from .conftest import run_cell
+from .test_cli import ABALONE, cli, write_notebook
+from .test_executors import contract_pipeline, outcome, transform_pipeline
 
 STORES = ["folder", "memory"]
 DATA = ("builtins.int", "builtins.float", "builtins.list", "pandas.")

@@ -189,7 +189,8 @@ class DaskExecutor(Executor):
 
     def share(self, base: dict):
         """The run's base namespace, sent to the cluster once (steps start from a copy)."""
-        return self.client.scatter(_Base(base), hash=False, broadcast=False)
+        return self.client.scatter(_Base(base), hash=False, broadcast=True)  # held by every
+        # worker: a step that depends on it may run on any (Dask places a task with its data)
 
     def submit_step(self, step, base, inputs: dict, ctx, store: str | None, parts: int = 1) -> StepHandle:
         """Run ``step`` on a worker: ``inputs`` maps names to ("remote", future, output),

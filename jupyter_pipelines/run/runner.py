@@ -11,7 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Protocol
 
 from ..errors import PipelineError
-from ..execution import Execution, Remote, StepRecord
+from ..execution import Execution, StepRecord
 from ..graph import Graph
 from ..steps import KINDS, RunContext, Step
 from . import capture, remote, scheduler

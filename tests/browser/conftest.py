@@ -292,6 +292,29 @@ def close_details(widget, step: str, timeout: int = 15_000) -> None:
     expect(step_node(widget, step)).not_to_have_class(re.compile(r"\bjp-selected\b"))
 
 
+def open_idle(page, server: LabServer, notebook: str, cells: int, timeout: int = 60_000) -> None:
+    """Open ``notebook`` in JupyterLab and wait until its kernel is Idle (a Run All sent before
+    is dropped) and its ``cells`` code cells are there."""
+    from playwright.sync_api import expect
+
+    page.goto(server.url(f"lab/tree/{notebook}?reset"), timeout=timeout)
+    expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=timeout)
+    expect(page.locator(".jp-Notebook .jp-CodeCell")).to_have_count(cells)
+
+
+def open_details(widget, step: str, timeout: int = 15_000):
+    """Click ``step``'s node: its details panel opens, headed by its name and a Succeeded badge."""
+    from playwright.sync_api import expect
+
+    details = widget.locator(f'[data-details-for="{step}"]')
+    expect(details).to_have_count(0)
+    step_node(widget, step).click()
+    expect(details).to_be_visible(timeout=timeout)
+    expect(details.locator(".jp-pipeline-details-head")).to_contain_text(step)
+    expect(details.locator(".jp-pipeline-details-head .jp-pipeline-badge")).to_have_text("Succeeded")
+    return details
+
+
 RUN_TIMEOUT = 120_000  # ms: Run All of a tutorial (about 10-30 s on a busy 2-core machine)
 
 

@@ -29,6 +29,8 @@ from .conftest import (
     close_details,
     new_lab_page,
     one_live_dag,
+    open_details,
+    open_idle,
     outputs_text,
     run_all_afresh,
     screenshot,
@@ -109,17 +111,13 @@ def shut_down_kernel(server) -> None:
 @pytest.fixture(scope="module")
 def dask_page(chromium, lab_server, artifacts_dir):
     """The notebook, open in JupyterLab and run once with Run All."""
-    from playwright.sync_api import expect
 
     write_notebook(lab_server.root)
     context, page = new_lab_page(chromium, lab_server)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        page.goto(lab_server.url(f"lab/tree/{NOTEBOOK}?reset"), timeout=KERNEL_TIMEOUT)
-        # Run All sent before the kernel is ready is dropped: wait for "| Idle" in the status bar.
-        expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=KERNEL_TIMEOUT)
-        expect(page.locator(".jp-Notebook .jp-CodeCell")).to_have_count(len(CELLS))
+        open_idle(page, lab_server, NOTEBOOK, len(CELLS), KERNEL_TIMEOUT)
         run_all_afresh(page, lab_server, errors, artifacts_dir / "dask-run-all-failed.png")
         yield SimpleNamespace(page=page, errors=errors)
     finally:
@@ -172,12 +170,7 @@ def test_dask_run_links_the_dashboard_and_shows_the_worker(dask_page, lab_server
     screenshot(page, widget, artifacts_dir / "dask-run.png")
 
     # Big's details: the worker that ran it, and its output's preview (made on the worker).
-    details = widget.locator('[data-details-for="Big"]')
-    expect(details).to_have_count(0)
-    step_node(widget, "Big").click()
-    expect(details).to_be_visible(timeout=UI_TIMEOUT)
-    expect(details.locator(".jp-pipeline-details-head")).to_contain_text("Big")
-    expect(details.locator(".jp-pipeline-details-head .jp-pipeline-badge")).to_have_text("Succeeded")
+    details = open_details(widget, "Big", UI_TIMEOUT)
     worker = details.locator("[data-worker]")
     expect(worker).to_have_count(1)
     expect(worker).to_be_visible()

@@ -22,7 +22,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import close_details, new_lab_page, one_live_dag, outputs_text, screenshot, step_node
+from .conftest import (
+    close_details,
+    new_lab_page,
+    one_live_dag,
+    open_idle,
+    outputs_text,
+    screenshot,
+    step_node,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -152,10 +160,7 @@ def definition_page(chromium, lab_server, artifacts_dir):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        page.goto(lab_server.url(f"lab/tree/{NOTEBOOK}?reset"), timeout=KERNEL_TIMEOUT)
-        # Run All sent before the kernel is ready is dropped: wait for "| Idle" in the status bar.
-        expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=KERNEL_TIMEOUT)
-        expect(page.locator(".jp-Notebook .jp-CodeCell")).to_have_count(len(CELLS))
+        open_idle(page, lab_server, NOTEBOOK, len(CELLS), KERNEL_TIMEOUT)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
         try:

@@ -21,6 +21,7 @@ from .conftest import (
     close_details,
     new_lab_page,
     one_live_dag,
+    open_details,
     run_all_afresh,
     screenshot,
     step_node,
@@ -154,12 +155,7 @@ def test_default_run_widget(abalone, artifacts_dir):
     screenshot(page, widget, artifacts_dir / "abalone-default.png")
 
     # Clicking a node opens the details panel with that step's report.
-    details = widget.locator('[data-details-for="AbaloneEval"]')
-    expect(details).to_have_count(0)
-    step_node(widget, "AbaloneEval").click()
-    expect(details).to_be_visible(timeout=UI_TIMEOUT)
-    expect(details.locator(".jp-pipeline-details-head")).to_contain_text("AbaloneEval")
-    expect(details.locator(".jp-pipeline-details-head .jp-pipeline-badge")).to_have_text("Succeeded")
+    details = open_details(widget, "AbaloneEval", UI_TIMEOUT)
     report = details.locator("section", has=page.locator("h4", has_text="Outputs")).locator(
         "tr", has=page.locator("th", has_text=re.compile(r"^report$")))
     expect(report).to_contain_text("regression_metrics")
