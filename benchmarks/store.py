@@ -339,6 +339,7 @@ def report_chain(repeat: int, n: int = CHAIN) -> None:
 
 def chain_breakdown(n: int) -> list[tuple[str, dict[str, float]]]:
     """A cold and a cached run of the chain with timers around the store's calls."""
+    from jupyter_pipelines import snapshot
     from jupyter_pipelines.run import runner
     from jupyter_pipelines.store.recorder import Recorder
     from jupyter_pipelines.store.writer import HistoryWriter
@@ -351,6 +352,7 @@ def chain_breakdown(n: int) -> list[tuple[str, dict[str, float]]]:
         (HistoryWriter, "finished", "    journal appends (and queueing)"),
         (HistoryWriter, "end", "    the last commit, with the execution's end"),
         (Pipeline, "_recorder", "once a run: state folder opened, pipeline version recorded"),
+        (snapshot, "document_text", "  the version's document: its text and digest"),
     ]
     results = []
     home = tempfile.mkdtemp(prefix="jp-bench-chain-parts-")

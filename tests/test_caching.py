@@ -7,6 +7,7 @@ history under ``tmp_path / "state"`` as well.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import zipfile
@@ -581,6 +582,9 @@ def test_the_memoised_key_parts_equal_the_ones_made_afresh(tmp_path):
             assert made.parts(step, digests) == expected
             assert made.parts(step, digests) == expected  # memoised: the same again
             assert keys.cache_key(expected) == keys._digest([expected[k] for k in keys.PARTS])
+            key, parts = made.key(step, digests)  # the key and the parts' JSON, made directly
+            assert (key, parts) == (keys.cache_key(expected), expected)
+            assert keys.parts_json(parts) == json.dumps(expected)
     again = keys.CacheKeys(ctx, {"n": 4, "k": 2.5})  # another run, other values
     assert again.parts(p.steps["Uses"], {})["parameters"] != made.parts(p.steps["Uses"], {})["parameters"]
 
@@ -607,3 +611,80 @@ def test_a_records_row_is_what_step_row_makes_of_its_fields(tmp_path):
                   "stderr": record.stderr, "failure_reason": record.failure_reason,
                   "traceback": record.traceback, "why": record.why}
         assert record_row(record, store) == step_row(fields), record.name
+
+
+def counting(monkeypatch, owner, *names: str) -> dict[str, int]:
+    """Count the calls of ``owner``'s methods ``names`` (still calling them)."""
+    calls = dict.fromkeys(names, 0)
+    for name in names:
+        real = getattr(owner, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def wide(tmp_path, steps: int = 12, name: str = "wide") -> Pipeline:
+    p = Pipeline(name, home=tmp_path / "state")
+    p.add_parameter("n", 1)
+    for i in range(steps):
+        p.add_step(f"S{i}", f"x{i} = n + {i}")
+    p.add_step("Total", " + ".join(f"x{i}" for i in range(steps)).join(["total = ", ""]))
+    return p
+
+
+def test_a_step_with_a_new_key_asks_the_history_nothing(tmp_path, monkeypatch):
+    """A first run asks SQLite nothing per step (no stored run can match); a re-run whose
+    steps all changed reads the few stored keys once instead of a query a step, and says why
+    each step ran as before: step by step for the first steps, then all at once."""
+    from jupyter_pipelines.store.history import History
+
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "last_runs", "stored_keys")
+    first = wide(tmp_path).start(display=False)
+    assert set(statuses(first).values()) == {"Succeeded"}
+    assert calls == {"cached_run": 0, "last_parts": 0, "last_runs": 0, "stored_keys": 1}
+    assert {r.why for r in first.steps.values()} == {"it had not run before"}
+
+    calls.update(dict.fromkeys(calls, 0))
+    changed = wide(tmp_path).start({"n": 2}, display=False)
+    assert set(statuses(changed).values()) == {"Succeeded"}
+    assert calls == {"cached_run": 0, "last_parts": 8, "last_runs": 1, "stored_keys": 1}
+    whys = {n: r.why for n, r in changed.steps.items()}
+    assert whys.pop("Total") == "its inputs (an upstream step's output) changed since its last run"
+    assert set(whys.values()) == {"a parameter it reads changed since its last run"}
+
+    calls.update(dict.fromkeys(calls, 0))
+    again = wide(tmp_path).start({"n": 1}, display=False)  # the first run's results, not the latest
+    assert set(statuses(again).values()) == {"Cached"}
+    assert again.result("Total", "total") == first.result("Total", "total")
+    assert calls["cached_run"] == 13 and calls["last_parts"] == 0
+
+
+def test_a_large_history_is_asked_a_step_at_a_time_with_the_same_outcome(tmp_path, monkeypatch):
+    """Past a few runs per step the stored keys are not read at once: each step asks SQLite,
+    and reuses, misses and explains exactly as with them."""
+    from jupyter_pipelines.store.history import History
+    from jupyter_pipelines.store.recorder import Recorder
+
+    monkeypatch.setattr(Recorder, "_small", property(lambda self: 0))
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "last_runs")
+    first = wide(tmp_path, steps=3).start(display=False)
+    assert set(statuses(first).values()) == {"Succeeded"} and calls["cached_run"] == 0  # first run
+    changed = wide(tmp_path, steps=3).start({"n": 2}, display=False)
+    assert calls == {"cached_run": 4, "last_parts": 4, "last_runs": 0}
+    assert changed.steps["S0"].why == "a parameter it reads changed since its last run"
+    again = wide(tmp_path, steps=3).start({"n": 1}, display=False)
+    assert set(statuses(again).values()) == {"Cached"}
+    assert {r.reused_from for r in again.steps.values()} == {first.id}
+
+
+def test_a_result_stored_by_another_pipeline_is_found_by_a_first_run(tmp_path):
+    """The stored keys read at once are every pipeline's: a first run of another pipeline
+    reuses a step stored by this one (its key is the same)."""
+    made = wide(tmp_path, steps=2, name="one").start(display=False)
+    other = wide(tmp_path, steps=2, name="two").start(display=False)
+    assert set(statuses(other).values()) == {"Cached"}
+    assert {r.reused_from for r in other.steps.values()} == {made.id}

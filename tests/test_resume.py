@@ -68,6 +68,70 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
     return path
 
 
+# -- the recorded pipeline version ----------------------------------------------------------------
+
+
+def test_each_change_of_the_pipeline_is_recorded_as_a_new_version(tmp_path):
+    """A run records its pipeline's version (the document an execution is described, drawn and
+    retried from) without building it again while nothing changed; any change (a step, a flag
+    the step's own digest leaves out, a parameter, the notebook context) is a new version."""
+    from jupyter_pipelines import snapshot
+
+    (tmp_path / "marker.txt").write_text("abc")
+    p = marker_pipeline(tmp_path)
+    first = p.start(display=False)
+    assert p.start(display=False).version_id == first.version_id  # unchanged: the same version
+    history = History(tmp_path / "state")
+    edits = [lambda: p.add_step("Report", "out = size * 3"),
+             lambda: p.add_step("Report", "out = size * 3", cache=False),
+             lambda: p.add_step("Report", "out = size * 3", cache=False, description="thrice"),
+             lambda: p.add_parameter("extra", 1),
+             lambda: setattr(p, "context", Context.from_cells(["import pathlib", "import math"])),
+             lambda: p.remove_step("Report")]
+    seen = [first.version_id]
+    for edit in edits:
+        edit()
+        ex = p.start(display=False)
+        assert ex.status == "Succeeded" and ex.version_id not in seen
+        seen.append(ex.version_id)
+        document = snapshot.to_document(p)
+        assert history.version(ex.version_id) == json.loads(json.dumps(document))
+        with closing(sqlite3.connect(tmp_path / "state" / "history.db")) as db:
+            (digest,) = db.execute("SELECT digest FROM pipeline_versions WHERE id = ?",
+                                   (ex.version_id,)).fetchone()
+        assert digest == snapshot.digest(document)
+    assert list(p.load_execution(ex.id).graph.steps) == ["Prep", "Side", "Read"]
+    twin = snapshot.from_document(history.version(ex.version_id), home=tmp_path / "state")
+    again = twin.start(display=False)  # a new object with the same definition: the same version
+    assert again.version_id == ex.version_id and again.id != ex.id
+
+
+def test_the_version_text_is_the_document_its_digest_hashes():
+    """`document_text` (memoised per step) is `to_document` encoded as `digest` encodes it."""
+    from jupyter_pipelines import snapshot
+    from jupyter_pipelines.steps import make_step
+
+    p = Pipeline("versión")
+    p.context = Context.from_cells(["import math\ndef half(x):\n    return x / 2"])
+    p.add_parameter("t", 0.5)
+    p.add_parameter("mode", "a", enum_values=["a", "b"])
+    p.add_step("Make", "xs = [half(1), 2]  # é", retry=2, retry_backoff=0.5, display_name="Máke")
+    p.add_step("Check", "max(xs) <= t", kind="condition", if_steps=["Then"], else_steps=["Stop"])
+    p.add_step("Then", "y = 1", cache_expire="P1D", description="the \"then\" branch")
+    p.add_step("Stop", "'too large'", kind="fail")
+    for pipeline in (p, Pipeline("empty")):
+        document = snapshot.to_document(pipeline)
+        text, digest = snapshot.document_text(pipeline)
+        assert text == json.dumps(document, sort_keys=True, default=repr)
+        assert digest == snapshot.digest(document)
+        assert snapshot.document_text(pipeline) == (text, digest)
+    twin = snapshot.from_document(json.loads(snapshot.document_text(p)[0]))
+    assert snapshot.document_text(twin) == snapshot.document_text(p)
+    p.steps["Then"] = make_step("Then", "y = 2")  # replaced behind `add_step`'s back: seen too
+    assert snapshot.document_text(p)[0] == json.dumps(snapshot.to_document(p), sort_keys=True,
+                                                      default=repr)
+
+
 # -- retrying a failed execution -----------------------------------------------------------------
 
 

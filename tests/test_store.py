@@ -732,3 +732,68 @@ def test_store_put_after_a_crashed_write_stores_the_value(tmp_path, monkeypatch)
     ref = store.put({"a": 1})  # the half-written temp file does not count as stored
     assert store.get(ref) == {"a": 1}
     assert list(store.backend) == [ref.key]
+
+
+# -- the history database ------------------------------------------------------------------------
+
+def traced_history(monkeypatch, home) -> list[str]:
+    """The statements the write connection of ``History(home)`` runs while it opens."""
+    from jupyter_pipelines.store import history as history_mod
+
+    statements: list[str] = []
+    real = history_mod.connect
+
+    def connect(path, what, **kwargs):
+        conn, read_only = real(path, what, **kwargs)
+        if not statements:  # the first connection: the one that writes
+            conn.set_trace_callback(statements.append)
+            statements.append("(connected)")
+        return conn, read_only
+
+    monkeypatch.setattr(history_mod, "connect", connect)
+    history_mod.History(home).close()
+    return [s.strip().split("\n")[0].rstrip(";") for s in statements]
+
+
+def test_a_new_history_is_made_in_one_transaction_that_does_not_wait_for_the_disk(tmp_path,
+                                                                                  monkeypatch):
+    """A new history's tables are made in one transaction without an fsync (an empty file is
+    all a power cut could lose then, as when it switches to WAL); every later commit is
+    durable as always (synchronous=NORMAL), and an existing history is opened as before."""
+    made = traced_history(monkeypatch, tmp_path / "state")
+    off, begin = made.index("PRAGMA synchronous=OFF"), made.index("BEGIN IMMEDIATE")
+    assert off < begin < made.index("COMMIT") < made.index("PRAGMA synchronous=NORMAL")
+    assert [s for s in made if s.startswith("CREATE TABLE")][0] == made[begin + 1]
+    opened = traced_history(monkeypatch, tmp_path / "state")
+    assert "PRAGMA synchronous=NORMAL" in opened and "PRAGMA synchronous=OFF" not in opened
+    assert "BEGIN IMMEDIATE" not in opened  # nothing to write
+    from jupyter_pipelines.store.history import History
+
+    history = History(tmp_path / "state")
+    assert history._conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    assert history._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_the_stored_keys_are_read_at_once_from_a_small_history_only(tmp_path):
+    p = Pipeline("keys", home=tmp_path / "state")
+    p.add_step("A", "x = 1")
+    p.add_step("B", "y = x + 1")
+    history = p.workspace.history
+    assert history.stored_keys(limit=10) == set()
+    ex = p.start(display=False)
+    assert history.stored_keys(limit=10) == {r.cache_key for r in ex.steps.values()}
+    assert history.stored_keys(limit=1) is None  # more runs than that: ask a key at a time
+
+
+@pytest.mark.parametrize("text", ['{"a": [1, 2.5, null, "\\u00e9", true]}', '"x"', "[]", "3",
+                                  ' {"a": 1}', '{"a": 1} x', '{"a": }', "", "nope"])
+def test_plain_loads_is_json_loads(text):
+    from jupyter_pipelines.store.journal import plain_loads
+
+    try:
+        expected = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            plain_loads(text)
+    else:
+        assert plain_loads(text) == expected

@@ -17,6 +17,7 @@ which no user tool can set back, so an edit is always caught; damage that change
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -41,7 +42,7 @@ class ArtifactRef:
     size: int
     type: str     # the Python type, for display
 
-    @property
+    @functools.cached_property  # made once (read a few times per use): kept in the instance
     def key(self) -> str:
         return f"{self.digest[:2]}/{self.digest}"
 
@@ -68,35 +69,42 @@ class ArtifactStore:
         self.location = os.fspath(location)
         self.backend = open_backend(location)
         self._verified: dict[str, tuple] = {}  # key -> file identity when its bytes last matched
+        self._stat = getattr(self.backend, "identity", None)  # None: the backend cannot tell
 
-    def put(self, value: Any, *, what: str = "a value", name: str = "name") -> ArtifactRef:
-        """Save ``value``; ``what`` and ``name`` (its output name) word the error if it can't be."""
+    def put(self, value: Any, *, what: str | None = None, name: str = "name",
+            step: str | None = None) -> ArtifactRef:
+        """Save ``value``; ``what`` (else output ``name`` of ``step``) words the error if it
+        can't be."""
         try:
             fmt, data = _plain_scalar(value) or encode(value)
         except SerializationError as exc:
-            raise SerializationError(f"{what} {exc}. Make it a DataFrame, array, JSON value or a "
-                                     f"picklable object, or keep it private (`_{name}`) so it is "
-                                     "not an output.") from None
+            raise SerializationError(f"{_saying(what, value, name, step)} {exc}. Make it a "
+                                     "DataFrame, array, JSON value or a picklable object, or keep "
+                                     f"it private (`_{name}`) so it is not an output.") from None
+        kind = type(value)
         try:
-            return self._write(memoryview(data), fmt, f"{type(value).__module__}.{type(value).__qualname__}")
+            return self._write(data, fmt, f"{kind.__module__}.{kind.__qualname__}")
         except OSError as exc:
             raise StateError(
-                f"{what} cannot be written to the artifact store at {self.location}: "
-                f"{exc.strerror or exc}. Check that the disk has room and the folder is writable, "
-                "or point the store elsewhere (JUPYTER_PIPELINES_HOME, or Pipeline(store=...))."
+                f"{_saying(what, value, name, step)} cannot be written to the artifact store at "
+                f"{self.location}: {exc.strerror or exc}. Check that the disk has room and the "
+                "folder is writable, or point the store elsewhere (JUPYTER_PIPELINES_HOME, or "
+                "Pipeline(store=...))."
             ) from None
 
-    def _write(self, view: memoryview, fmt: str, type_name: str) -> ArtifactRef:
-        hasher = hashlib.sha256(fmt.encode() + b"\0")
+    def _write(self, data, fmt: str, type_name: str) -> ArtifactRef:
+        view = memoryview(data)
         staged = None
         if len(view) >= _PARALLEL:  # big: write while hashing (sha256 releases the GIL)
+            hasher = hashlib.sha256(fmt.encode() + b"\0")
             with ThreadPoolExecutor(max_workers=1) as pool:
                 hashing = pool.submit(hasher.update, view)
                 staged = self.backend.stage(view)
                 hashing.result()
+            digest = hasher.hexdigest()
         else:
-            hasher.update(view)
-        ref = ArtifactRef(hasher.hexdigest(), fmt, len(view), type_name)
+            digest = hashlib.sha256(b"%s\0%s" % (fmt.encode(), view)).hexdigest()
+        ref = ArtifactRef(digest, fmt, len(view), type_name)
         # Content-addressed: the same bytes are stored once, unless the stored copy went bad,
         # in which case this write repairs it.
         if self.check(ref) is None:  # intact (and now known as verified)
@@ -137,18 +145,19 @@ class ArtifactStore:
     def check(self, ref: ArtifactRef) -> str | None:
         """None if the artifact is stored intact; else ``"missing"`` or ``"corrupt"``. Streams
         the bytes (never holds a whole file) and skips files verified since they last changed."""
-        before = self._identity(ref.key)
-        if before is not None and before == self._verified.get(ref.key):
+        key = ref.key
+        before = self._stat(key) if self._stat is not None else None
+        if before is not None and before == self._verified.get(key):
             return None
         try:
-            digest = content_digest(ref.format, self._chunks(ref.key))
+            digest = content_digest(ref.format, self._chunks(key))
         except KeyError:
             return "missing"
         if digest != ref.digest:
-            self._verified.pop(ref.key, None)
+            self._verified.pop(key, None)
             return "corrupt"
-        if before is not None and before == self._identity(ref.key):
-            self._verified[ref.key] = before
+        if before is not None and before == self._identity(key):
+            self._verified[key] = before
         return None
 
     def seen(self, ref: ArtifactRef) -> list | None:
@@ -187,8 +196,7 @@ class ArtifactStore:
         )
 
     def _identity(self, key: str) -> tuple | None:
-        identity = getattr(self.backend, "identity", None)
-        return identity(key) if identity is not None else None
+        return self._stat(key) if self._stat is not None else None
 
     def _remember(self, key: str, identity: tuple | None = None) -> None:
         identity = identity or self._identity(key)
@@ -221,6 +229,15 @@ def _plain_scalar(value: Any) -> tuple[str, bytes] | None:
         except ValueError:  # an int too long to print: `encode` decides
             return None
     return None
+
+
+def _saying(what: str | None, value: Any, name: str, step: str | None) -> str:
+    """What is being saved, for an error (made only then)."""
+    if what is not None:
+        return what
+    if step is not None:
+        return f"Step `{step}` output `{name}` ({type(value).__name__})"
+    return "a value"
 
 
 def _what(ref: ArtifactRef, step: str | None, output: str | None) -> str:

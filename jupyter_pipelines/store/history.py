@@ -88,11 +88,17 @@ class History:
         self.folder = ensure_folder(home)
         self.path = self.folder / "history.db"
         self._lock = threading.RLock()
+        new = not self.path.exists() or self.path.stat().st_size == 0
         self._conn, self.read_only = connect(self.path, "history")
         with guarded(self.path, "history"):
             if not self.read_only:
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.executescript(_SCHEMA)
+                if new:  # nothing to lose yet (as in `connect`): no fsync for the empty tables
+                    self._conn.execute("PRAGMA synchronous=OFF")
+                    self._conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+                else:
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+                    self._conn.executescript(_SCHEMA)
                 if "invalid" not in self._columns():  # a history from before `invalid`
                     try:
                         self._conn.execute("ALTER TABLE step_runs ADD COLUMN invalid TEXT")
@@ -133,14 +139,17 @@ class History:
                 raise
 
     # -- writing ---------------------------------------------------------------------------
-    def record_version(self, pipeline: str, digest: str, definition: dict) -> int:
+    def record_version(self, pipeline: str, digest: str, definition: dict | str) -> int:
+        """The id of the pipeline's version with this digest, recorded if new; ``definition``
+        is its document (`snapshot`), or the document's JSON text."""
         known = self._rows("SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?",
                            [pipeline, digest])
-        if known:  # the usual case: the definition (large) is not encoded again
+        if known:  # the usual case: the definition (large) is not written again
             return known[0][0]
+        text = definition if isinstance(definition, str) else json.dumps(definition)
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, created) "
-                       "VALUES (?, ?, ?, ?)", (pipeline, digest, json.dumps(definition), time.time()))
+                       "VALUES (?, ?, ?, ?)", (pipeline, digest, text, time.time()))
             (version,) = db.execute("SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?",
                                     (pipeline, digest)).fetchone()
         return version
@@ -238,6 +247,27 @@ class History:
             rows = self._rows(self._fresh_sql, (cache_key, not_before), None)
         return self._cached(rows[0]) if rows else None
 
+    def stored_keys(self, limit: int) -> set[str] | None:
+        """The cache keys of every stored step run (usable or not), read in one go: a key not
+        among them has no stored run (`Recorder` then asks nothing more for it); None if the
+        history holds more than ``limit`` runs (too many to read for one run)."""
+        (top,) = self._rows("SELECT max(rowid) FROM step_runs", (), None)[0]  # rows are never deleted
+        if top is None:
+            return set()
+        if top > limit:
+            return None
+        rows = self._rows("SELECT DISTINCT cache_key FROM step_runs WHERE cache_key IS NOT NULL",
+                          (), None)
+        return {key for (key,) in rows}
+
+    def last_runs(self, pipeline: str) -> dict[str, tuple[str, str | None]]:
+        """``{step: (status, key parts as JSON)}`` of each step's latest run in ``pipeline``:
+        `last_parts` for every step at once."""
+        rows = self._rows("SELECT r.step, r.status, r.key_parts, max(r.end) FROM step_runs r JOIN "
+                          "executions e ON e.id = r.execution_id WHERE e.pipeline = ? GROUP BY "
+                          "r.step", [pipeline], None)
+        return {step: (status, parts) for step, status, parts, _ in rows}
+
     def stored_codes(self) -> set[str]:
         """The code parts of every stored successful run's key: a step whose code part is not
         among them cannot be Cached, whatever its inputs turn out to be (`Recorder.may_hit`)."""
@@ -248,10 +278,12 @@ class History:
 
     @staticmethod
     def _cached(row: tuple) -> dict:
-        run = dict(zip(_CACHED_COLUMNS, row, strict=True))
-        run["outputs"] = json.loads(run["outputs"])
-        run["metadata"] = json.loads(run["metadata"]) if run["metadata"] else None
-        return run
+        rowid, execution_id, step, kind, status, end, key, source, outputs, metadata, *out = row
+        return {"rowid": rowid, "execution_id": execution_id, "step": step, "kind": kind,
+                "status": status, "end": end, "cache_key": key, "cache_source": source,
+                "outputs": journal.plain_loads(outputs),
+                "metadata": json.loads(metadata) if metadata else None,
+                "stdout": out[0], "stderr": out[1]}
 
     def latest_run(self, step: str, pipeline: str, *, succeeded: bool = False) -> dict | None:
         sql = ("SELECT r.* FROM step_runs r JOIN executions e ON e.id = r.execution_id "

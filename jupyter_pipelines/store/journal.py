@@ -51,6 +51,16 @@ def _plain_encoder():
 
 plain_json = _plain_encoder()
 plain_json.__doc__ = "``json.dumps(value)`` for plain data (str, numbers, None, lists, dicts)."
+_SCAN = json.JSONDecoder().scan_once  # json.loads without its wrapper (half its cost on a row)
+
+
+def plain_loads(text: str):
+    """``json.loads(text)``, faster on the short texts the history keeps."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):  # not JSON: json.loads says why
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 class Journal:

@@ -152,6 +152,12 @@ def _as_json(text: str, quotes: int) -> bool:
 
 def _inputs_digest(input_digests: dict[str, str]) -> str:
     """`_digest` of the inputs' digests by name; plain names are written as json.dumps would."""
+    if len(input_digests) == 1:  # the usual case, written directly
+        for name, digest in input_digests.items():
+            if type(digest) is str:
+                text = f'{{"{name}": "{digest}"}}'
+                if text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == 4:
+                    return hashlib.sha256(text.encode()).hexdigest()[:32]
     items = sorted(input_digests.items())
     if all(type(d) is str for _, d in items):
         text = "{" + ", ".join(f'"{n}": "{d}"' for n, d in items) + "}"
@@ -160,38 +166,79 @@ def _inputs_digest(input_digests: dict[str, str]) -> str:
     return _digest(dict(items))
 
 
+class KeyParts(dict):
+    """A step's key parts (`PARTS`, each a digest), with their JSON text (`json`) made with
+    them: what the step's history row keeps (`parts_json`). Not to be changed."""
+
+    __slots__ = ("json",)
+
+
 class CacheKeys:
-    """The key parts of the steps of one run (``values``: its parameter values), made cheaply:
+    """The cache keys of the steps of one run (``values``: its parameter values), made cheaply:
     a step's kind, code and helpers (and the modules it imports) are digested once per step
     definition and notebook context (memoised across runs: an unchanged step costs a dict
     look-up), each set of parameter values and each set of imported modules' versions once per
-    run. Equal to `key_parts`, which makes them afresh."""
+    run; so a step's key is then two SHA-256 of short texts, its inputs' and the key's. Equal to
+    `key_parts` and `cache_key`, which make them afresh."""
 
     def __init__(self, context: Context, values: dict[str, Any]):
         self.context, self.values = context, values
         self._fixed = _memo(context)
         self._parameters: dict[tuple[str, ...], str] = {}
         self._packages: dict[tuple[str, ...], str] = {}  # modules -> digest of their versions
+        self._by_reads: dict[tuple[str, ...], str] = {}  # names a step reads -> parameters part
+        self._steps: dict[str, tuple] = {}  # step digest -> its parts but the inputs', as texts
+
+    def key(self, step: Step, input_digests: dict[str, str]) -> tuple[str, KeyParts]:
+        """The step's cache key and its parts."""
+        made = self._steps.get(step.digest) if step.digest else None
+        if made is None:
+            made = self._made(step)
+        kind, code, helpers, parameters, packages, key_text, parts_text = made
+        inputs = _inputs_digest(input_digests)
+        parts = KeyParts(kind=kind, code=code, helpers=helpers, parameters=parameters,
+                         inputs=inputs, packages=packages)
+        parts.json = parts_text[0] + inputs + parts_text[1]
+        return hashlib.sha256((key_text[0] + inputs + key_text[1]).encode()).hexdigest()[:32], parts
 
     def parts(self, step: Step, input_digests: dict[str, str]) -> dict[str, str]:
+        return self.key(step, input_digests)[1]
+
+    def _made(self, step: Step) -> tuple:
         fixed = self._fixed.get(step.digest) if step.digest else None
         if fixed is None:
             reads = tuple(parameters_read(step, self.context, _Everything()))
-            fixed = (*_fixed_parts(step, self.context), reads)
+            fixed = (*_fixed_parts(step, self.context), reads, {})
             if step.digest:  # the digest of everything _fixed_parts reads of the step
                 if len(self._fixed) >= 65536:  # a long session's edits: start afresh
                     self._fixed.clear()
                 self._fixed[step.digest] = fixed
-        kind, code, helpers, modules, reads = fixed
-        read = tuple(sorted(n for n in reads if n in self.values))
-        parameters = self._parameters.get(read)
+        kind, code, helpers, modules, reads, texts = fixed
+        parameters = self._by_reads.get(reads)
         if parameters is None:
-            parameters = self._parameters[read] = _digest({p: repr(self.values[p]) for p in read})
+            read = tuple(sorted(n for n in reads if n in self.values))
+            parameters = self._parameters.get(read)
+            if parameters is None:
+                parameters = self._parameters[read] = _digest({p: repr(self.values[p]) for p in read})
+            self._by_reads[reads] = parameters
         packages = self._packages.get(modules)
         if packages is None:
             packages = self._packages[modules] = _packages_digest(modules)
-        return {"kind": kind, "code": code, "helpers": helpers, "parameters": parameters,
-                "inputs": _inputs_digest(input_digests), "packages": packages}
+        made = texts.get((parameters, packages))  # the same as the step's last runs', usually
+        if made is None:
+            # the texts around the inputs' part in the key's and the parts' JSON: every part is a
+            # hex digest, so they are what json.dumps writes (see `cache_key`, `parts_json`)
+            key_text = ('["' + '", "'.join((kind, code, helpers, parameters)) + '", "',
+                        '", "' + packages + '"]')
+            parts_text = tuple((_PARTS_JSON % (kind, code, helpers, parameters, "\0", packages))
+                               .split("\0"))
+            if len(texts) >= 8:
+                texts.clear()
+            made = texts[parameters, packages] = (kind, code, helpers, parameters, packages,
+                                                  key_text, parts_text)
+        if step.digest:
+            self._steps[step.digest] = made
+        return made
 
 
 class _Everything:
@@ -211,6 +258,8 @@ _PARTS_JSON = "{" + ", ".join(f'"{p}": "%s"' for p in PARTS) + "}"
 
 def parts_json(parts: dict[str, str]) -> str:
     """``json.dumps(parts)``, written directly for the usual parts (six digests)."""
+    if type(parts) is KeyParts:
+        return parts.json
     if tuple(parts) == PARTS:
         text = _PARTS_JSON % tuple(parts.values())
         if _as_json(text, 4 * len(PARTS)):

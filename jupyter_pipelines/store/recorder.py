@@ -5,6 +5,12 @@ through a `writer.HistoryWriter`: each finished step journaled at once, the data
 batches) and the run loop's cache: before a step runs it computes the step's cache key
 (`keys.CacheKeys`) and, on a hit, hands back the stored result; after a step succeeds it saves
 the outputs as artifacts. It also says why a step did not hit.
+
+A look-up asks SQLite as little as it can: the pipeline's latest execution's results are read
+once per run (a re-run finds each step's there), and, when the history holds few runs next to
+the pipeline's steps, so are the keys of every stored run (and, once many steps ran, each
+step's latest run, for `why`): a step whose key is new, as every step of a first run, then
+costs no query at all.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from ..steps import Step
 from .artifacts import ArtifactRef, ArtifactStore
 from .history import History
 from .journal import plain_json
-from .keys import CacheKeys, cache_key, changed_parts, explain, parts_json
+from .keys import CacheKeys, changed_parts, explain, parts_json
 from .writer import HistoryWriter
 
 
@@ -38,18 +44,26 @@ class Recorder:
         self._latest: dict[str, dict] | None = None  # its latest execution's runs by key
         self._sources: dict[str, tuple[int, StepRecord]] = {}  # a hit -> its stored run's rowid
         self._codes: set[str] | None = None  # code parts of stored runs (`may_hit`)
+        # keys of stored runs, read at the first that is not the latest execution's (False:
+        # too many to read at once); each step's latest run, read once many steps ran (`why`)
+        self._keys: set[str] | bool | None = None
+        self._previous: dict[str, tuple] | None = None
+        self._whys = 0
 
     # -- the cache ---------------------------------------------------------------------------
     def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
         """The step's cache key and its parts, or None if an input has no stored digest."""
         digests = {}
         for name, makers in self.graph.inputs[step.name].items():
-            made = next((records[m] for m in makers if m in records and name in records[m].refs), None)
-            if made is None:
+            for maker in makers:  # the first that made it
+                made = records.get(maker)
+                ref = made.refs.get(name) if made is not None else None
+                if ref is not None:
+                    digests[name] = ref.digest
+                    break
+            else:
                 return None
-            digests[name] = made.refs[name].digest
-        parts = self.keys.parts(step, digests)
-        return cache_key(parts), parts
+        return self.keys.key(step, digests)
 
     def lookup(self, step: Step, record: StepRecord, execution: Execution) -> StepRecord | None:
         keyed = self.key(step, execution.steps)
@@ -110,18 +124,41 @@ class Recorder:
         execution (read once for all steps: what a re-run reuses), else the newest in the
         history (`History.cached_run`)."""
         if self._latest is None:
-            self._latest = self.history.latest_results(self.pipeline, besides=self._execution_id or "")
-            self._first_run = self._latest is None
-            self._latest = self._latest or {}
+            self._read_history()
         run = self._latest.pop(key, None)
         if run is not None and (not_before is None or (run["status"] == "Succeeded"
                                                        and run["end"] >= not_before)):
             return run
+        if self._keys is None:
+            keys = self.history.stored_keys(limit=self._small)
+            self._keys = False if keys is None else keys
+        if self._keys is not False and key not in self._keys:
+            return None
         return self.history.cached_run(key, not_before)
 
+    def _read_history(self) -> None:
+        """At the run's first look-up: its pipeline's latest execution's results, by key (one
+        query where a re-run would make one a step)."""
+        latest = self.history.latest_results(self.pipeline, besides=self._execution_id or "")
+        self._first_run, self._latest = latest is None, latest or {}
+
+    @property
+    def _small(self) -> int:
+        """Runs in a history small enough to read all at once for this run: then a step whose
+        key is new asks SQLite nothing (`_stored_run`), nor why it ran (`why`)."""
+        return 4 * len(self.graph.steps) + 64
+
     def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
-        # the pipeline's first run asks nothing more per step: none of its steps ran before
-        previous = None if self._first_run else self.history.last_parts(step, self.pipeline)
+        if self._first_run:  # none of the pipeline's steps ran before
+            return "it had not run before"
+        self._whys += 1
+        if self._previous is None and self._whys > 8 and isinstance(self._keys, set):
+            self._previous = self.history.last_runs(self.pipeline)  # many ran, history small
+        if self._previous is not None:
+            status, before = self._previous.get(step) or (None, None)
+            previous = (status, json.loads(before) if before else None) if status else None
+        else:
+            previous = self.history.last_parts(step, self.pipeline)
         if previous is None:
             return "it had not run before"
         status, before = previous
@@ -138,12 +175,11 @@ class Recorder:
         """Save the outputs as artifacts, unless ``record.refs`` already holds a reference for
         every output: a worker wrote them to the (shared) store itself, and the values here
         may be handles to where they were computed."""
-        if all(isinstance(record.refs.get(name), ArtifactRef) for name in record.outputs):
+        if record.refs and all(isinstance(record.refs.get(n), ArtifactRef) for n in record.outputs):
             return
+        put = self.artifacts.put
         values = {name: record.value(name) for name in record.outputs}  # fetched, if remote
-        record.refs = {name: self.artifacts.put(value, name=name, what=f"Step `{step.name}` output "
-                                                f"`{name}` ({type(value).__name__})")
-                       for name, value in values.items()}
+        record.refs = {name: put(value, name=name, step=step.name) for name, value in values.items()}
 
     # -- the listener: the history as it happens --------------------------------------------
     def __call__(self, event: str, *, execution: Execution, record: StepRecord | None = None,
@@ -190,15 +226,17 @@ def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
     """A record standing for a stored step run: its outputs load from the store on first use,
     verified against their digests."""
     now = time.time()
-    refs = {n: ArtifactRef.from_dict(d) for n, d in (run["outputs"] or {}).items()}
-    names = {ref.digest: n for n, ref in refs.items()}
-    for name, ref in refs.items():
-        artifacts.vouch(ref, run["outputs"][name].get("seen"))
+    refs, names, vouch = {}, {}, artifacts.vouch
+    for name, doc in (run["outputs"] or {}).items():
+        ref = refs[name] = ArtifactRef(doc["digest"], doc["format"], doc["size"], doc["type"])
+        names[ref.digest] = name
+        vouch(ref, doc.get("seen"))
+    step = run["step"]
 
     def load(ref: ArtifactRef):
-        return artifacts.get(ref, step=run["step"], output=names.get(ref.digest))
+        return artifacts.get(ref, step=step, output=names.get(ref.digest))
 
-    return StepRecord(run["step"], run["kind"], status=status, start=now, end=now,
+    return StepRecord(step, run["kind"], status=status, start=now, end=now,
                       metadata=run["metadata"] or {}, stdout=run["stdout"] or "",
                       stderr=run["stderr"] or "", outputs=dict(refs), refs=refs,
                       reused_from=reused_from, cache_key=run["cache_key"],
@@ -210,8 +248,9 @@ def record_row(record: StepRecord, artifacts: ArtifactStore) -> list:
     `history`'s column order, as `history.step_row` makes them of a dict), made directly."""
     outputs = None
     if record.status in ("Succeeded", "Cached"):
+        seen = artifacts.seen
         outputs = plain_json({name: {"digest": ref.digest, "format": ref.format, "size": ref.size,
-                                     "type": ref.type, "seen": artifacts.seen(ref)}
+                                     "type": ref.type, "seen": seen(ref)}
                               for name, ref in record.refs.items()})
     return [record.name, record.kind, record.status, record.start, record.end, record.attempts,
             record.cache_key, parts_json(record.key_parts) if record.key_parts else None,
