@@ -45,12 +45,9 @@ MOVED_TARGET = 1_000_000
 
 def cluster():
     """A warm LocalCluster of 2 single-threaded worker processes, and our executor on it."""
-    from distributed import Client, LocalCluster
+    from jupyter_pipelines.run.cluster import DaskExecutor, local
 
-    from jupyter_pipelines.run.cluster import DaskExecutor
-
-    local = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    return DaskExecutor(Client(local, set_as_default=False), local)
+    return DaskExecutor(*local(2, dashboard=False))
 
 
 def noop(x):

@@ -3,8 +3,9 @@
 What is measured
 ----------------
 * Runner: wall time of ``Pipeline.start()`` with the default InKernelExecutor -- graph build,
-  fingerprints, scheduling, per-step namespaces, input protection, output capture and
-  bookkeeping: what a user waits for. Building the pipeline (``add_step``) is not timed.
+  scheduling, per-step namespaces, input protection, output capture and bookkeeping: what a
+  user waits for (the steps' fingerprints, which only a later cell run reads, are worked out
+  when it does). Building the pipeline (``add_step``) is not timed.
   The pipelines are ``Pipeline(..., persist=False)``: no execution history, no artifact store,
   no cache lookups, so this is the core runner alone. What history and caching add per step
   (and the fully cached re-run) is measured by ``benchmarks/store.py``.

@@ -78,13 +78,12 @@ def workload(home: str, rounds: tuple[int, int]) -> Pipeline:
 def dask_cluster():
     """A warm LocalCluster of 2 single-threaded worker processes (None: dask not installed)."""
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         return None
-    from jupyter_pipelines.run.cluster import DaskExecutor
+    from jupyter_pipelines.run.cluster import DaskExecutor, local
 
-    local = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    return DaskExecutor(Client(local, set_as_default=False), local)
+    return DaskExecutor(*local(2, dashboard=False))
 
 
 def timed(executor, rounds: tuple[int, int]) -> float:

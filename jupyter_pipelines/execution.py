@@ -107,6 +107,7 @@ class Execution:
         self.parameter_defs: dict = {}
         self.shown_live = False     # a live widget of it is on screen already
         self.dashboard: str | None = None  # the Dask dashboard of the cluster it ran on
+        self.keeps_data = False  # ran on an executor that keeps outputs where they were made
         self.version_id: int | None = None  # the recorded pipeline version it ran
 
     # -- events: keyword-only, with room for more fields ---------------------------------

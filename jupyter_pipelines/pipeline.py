@@ -47,7 +47,7 @@ class Pipeline:
         self.listeners: list[Listener] = []
         self.executions: list[Execution] = []
         self.definition_extras: dict[str, Any] = {}  # a loaded definition's other top-level parts
-        self._memory: dict[str, tuple[str, StepRecord, str]] = {}
+        self._memory: dict[str, tuple[_Fingerprints, StepRecord, str]] = {}
 
     # -- definition ------------------------------------------------------------------
     @property
@@ -77,7 +77,8 @@ class Pipeline:
         named like a parameter is refused (`DuplicateOutputError`); the graph is checked at run."""
         step = name if isinstance(name, Step) else make_step(
             name, code, kind, inputs=inputs, outputs=outputs, depends_on=depends_on, **options)
-        params_mod.check_no_output_is_a_parameter(step, self.parameters, step.name in self.steps)
+        if self.parameters:
+            params_mod.check_no_output_is_a_parameter(step, self.parameters, step.name in self.steps)
         self.steps[step.name] = step
         self._graph = None
         return step
@@ -206,9 +207,7 @@ class Pipeline:
             names = [n for n in graph.order if n in forced | graph.ancestors(forced)]
         elif not cache:
             forced = frozenset(names)
-        from .store.keys import fingerprints
-
-        prints = fingerprints(graph, values, self.context)
+        prints = _Fingerprints(graph, values, self.context)
         reused = self._reusable(names, prints, target) if target else {}
         execution_id = f"{self.name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         listeners = [*self.listeners, *listeners]
@@ -234,23 +233,24 @@ class Pipeline:
         execution.graph, execution.parameter_defs = graph, dict(self.parameters)
         execution.shown_live = bool(display)
         execution.dashboard = getattr(executor, "dashboard", None)  # a Dask cluster's
+        execution.keeps_data = bool(getattr(executor, "keeps_data", False))  # outputs stay there
         base = self.context.namespace()
         base.update(values)
         ctx = RunContext(execution_id, self.state_dir, MappingProxyType(values))
         runner.run(execution, graph, names, executor, base, ctx, reused, echo, recorder, max_parallel)
         for n, record in execution.steps.items():
             if record.status == "Succeeded":
-                self._memory[n] = (prints[n], record, execution.id)
+                self._memory[n] = (prints, record, execution.id)  # its fingerprint: prints[n]
         self.executions.append(execution)
         return execution
 
     def _recorder(self, graph: Graph, values: dict, retry_of: str | None, forced: frozenset[str]):
-        from .snapshot import digest, to_document
+        from .snapshot import document_text
         from .store.recorder import Recorder
 
         workspace = self.workspace
-        document = to_document(self)
-        version = workspace.history.record_version(self.name, digest(document), document)
+        text, digest = document_text(self)  # memoised: not built again for an unchanged pipeline
+        version = workspace.history.record_version(self.name, digest, text)
         return Recorder(self.name, workspace.history, workspace.artifacts, graph, self.context,
                         values, version, retry_of, forced)
 
@@ -327,12 +327,12 @@ class Pipeline:
                 raise unknown_input(n, unknown[n][0], self.known_names())
         return graph, names
 
-    def _reusable(self, names: list[str], prints: dict[str, str], target: str) -> dict[str, StepRecord]:
+    def _reusable(self, names: list[str], prints: _Fingerprints, target: str) -> dict[str, StepRecord]:
         """Upstream results from memory whose fingerprint still matches, as Cached records."""
         reused = {}
         for n in names:
             memo = self._memory.get(n)
-            if n != target and memo and memo[0] == prints[n]:
+            if n != target and memo and memo[0][n] == prints[n]:
                 reused[n] = replace(memo[1], status="Cached", reused_from=memo[2])
         return reused
 
@@ -360,6 +360,22 @@ class Pipeline:
     def __repr__(self) -> str:
         return (f"Pipeline({self.name!r}, parameters={list(self.parameters)}, "
                 f"steps={list(self.steps)})")
+
+
+class _Fingerprints:
+    """Each step's fingerprint in one run (`store.keys.fingerprints`), worked out when first
+    read: a run of the whole pipeline keeps them for a later `run_step` that may never come."""
+
+    def __init__(self, graph: Graph, values: dict[str, Any], context: Context):
+        self._of: tuple | None = (graph, dict(values), context)
+        self._prints: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if self._of is not None:
+            from .store.keys import fingerprints
+
+            self._prints, self._of = fingerprints(*self._of), None
+        return self._prints[name]
 
 
 def _in_notebook() -> bool:

@@ -29,6 +29,22 @@ def notebook_name(notebook: Path | None = None) -> str:
     return pipeline_name(notebook.stem) if notebook is not None else "pipeline"
 
 
+class StoredOutput(Remote):
+    """A stored output bound after a run on a Dask cluster, not loaded: ``.fetch()`` loads it
+    (verified against its digest), once."""
+
+    def __init__(self, record: StepRecord, name: str):
+        self._record, self.name = record, name
+        ref = record.outputs[name]
+        self.preview = {"type": ref.type, "summary": f"{ref.size:,} bytes in the artifact store"}
+
+    def fetch(self) -> Any:
+        return self._record.value(self.name)
+
+    def __repr__(self) -> str:
+        return f"<{self.preview['type']} `{self.name}` in the artifact store: .fetch() loads it>"
+
+
 class Session:
     def __init__(self, shell):
         self.shell = shell
@@ -202,15 +218,21 @@ class Session:
             return None
 
     def bind(self, execution: Execution) -> None:
-        """The run's outputs as notebook variables. One kept on a Dask worker is bound as its
-        handle (``.fetch()`` brings the value): a run never moves every output into the kernel."""
+        """The run's outputs as notebook variables. After a run on a Dask cluster they are
+        handles (``.fetch()`` brings the value: one kept on a worker, or one a Cached step left
+        in the store): such a run never moves every output into the kernel."""
+        lazy = getattr(execution, "keeps_data", False)
         for record in execution.steps.values():
             if record.status in ("Succeeded", "Cached"):
                 for key in record.outputs:
                     if key.isidentifier():
                         value = record.outputs[key]
-                        self.shell.user_ns[key] = value if isinstance(value, Remote) else protect(
-                            record.value(key))
+                        if isinstance(value, Remote):
+                            self.shell.user_ns[key] = value
+                        elif lazy and type(value).__name__ == "ArtifactRef":
+                            self.shell.user_ns[key] = StoredOutput(record, key)
+                        else:
+                            self.shell.user_ns[key] = protect(record.value(key))
 
     @staticmethod
     def report_failures(event: str, *, execution: Execution, step: str | None = None,

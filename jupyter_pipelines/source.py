@@ -26,11 +26,11 @@ class CodeInfo:
 
 
 def parse(code: str, where: str) -> ast.Module:
-    from .errors import DefinitionError
-
-    try:
-        return ast.parse(code, filename=where)
+    try:  # ast.parse's own call, without its wrapper: this runs for every step defined
+        return compile(code, where, "exec", ast.PyCF_ONLY_AST)
     except SyntaxError as exc:
+        from .errors import DefinitionError
+
         line = (exc.text or "").rstrip()
         raise DefinitionError(
             f"{where} is not valid Python: {exc.msg} at line {exc.lineno}: `{line.strip()}`. "
@@ -173,11 +173,10 @@ def _analyze_flat(body: list[ast.stmt]) -> CodeInfo | None:
         if outputs:
             for name in made:
                 writes[name] = None
-    every.sort(key=_POSITION)
-    used: dict[str, None] = {}  # in order of first use
-    for n in every:
-        if n.id in free:
-            used[n.id] = None
+    first = [n for n in every if n.id in free]
+    if len(first) > 1:
+        first.sort(key=_POSITION)
+    used = dict.fromkeys([n.id for n in first])  # in order of first use
     return CodeInfo(tuple(used), tuple([n for n in writes if not n.startswith("_")]))
 
 

@@ -220,3 +220,42 @@ def test_adding_steps_never_builds_the_graph_and_it_is_built_once(monkeypatch) -
     assert graph.order == [f"s{i}" for i in range(50)]
     assert p.start(display=False).status == "Succeeded"
     assert calls == [1]  # start() used the graph already built
+
+
+def test_a_step_made_by_define_is_the_dataclass_it_would_be_made_as() -> None:
+    from dataclasses import fields
+
+    from jupyter_pipelines.steps.base import Step, _new_step
+
+    step = make_step("Train", "model = make()", "training", depends_on=[])
+    values = {f.name: getattr(step, f.name) for f in fields(Step)}
+    again = Step(**values)
+    assert step == again and repr(step) == repr(again)
+    assert list(vars(step).items()) == list(vars(again).items())  # the same fields, in order
+    fresh = _new_step(name="A", kind="processing", code="", reads=(), outputs=())
+    assert fresh == Step("A", "processing", "", (), ())
+    with pytest.raises(TypeError, match=r"missing the fields \['outputs', 'reads'\]"):
+        _new_step(name="A", kind="processing", code="")
+
+
+@pytest.mark.parametrize("step", [
+    dict(name="Cond", code="a < 1", kind="condition", if_steps=["X"], else_steps=[]),
+    dict(name="Train", code="model = f(x)", kind="training", model="model", depends_on=[]),
+    dict(name="Plain", code="y = x", depends_on=["Cond"], inputs=["x"], outputs=["y"]),
+])
+def test_digests_with_options_are_the_json_digest_of_the_definition(step: dict) -> None:
+    made = make_step(**step)
+    opts = dict(made.options)
+    depends_on = step.get("depends_on")  # as given: None and [] are two definitions
+    expected = json.dumps((made.kind, made.code, list(made.reads), list(made.outputs),
+                           depends_on, opts), sort_keys=True, default=repr)
+    assert made.digest == hashlib.sha256(expected.encode()).hexdigest()
+
+
+def test_a_circular_option_value_is_refused_as_json_refuses_it() -> None:
+    from jupyter_pipelines.steps.base import _digest
+
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        _digest("processing", "x = 1", {"o": loop})

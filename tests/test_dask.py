@@ -237,6 +237,12 @@ def test_the_magic_and_the_cli_run_on_dask(ip, tmp_path):
     bound = ip.user_ns["total"]  # a handle: the run moved no output into the kernel
     assert isinstance(bound, Remote) and not bound._fetched
     assert "on the Dask cluster" in repr(bound) and bound.fetch() == 6 == ex.result("Total", "total")
+    cached = run_cell(ip, "%pipeline run --executor dask")  # Cached: the outputs are in the store
+    assert cached.steps["Total"].status == "Cached"
+    stored = ip.user_ns["xs"]
+    assert "in the artifact store: .fetch() loads it" in repr(stored) and stored.fetch() == [1, 2, 3]
+    assert run_cell(ip, "%pipeline run").steps["Total"].status == "Cached"
+    assert ip.user_ns["xs"] == [1, 2, 3]  # in the kernel: the values, as always
 
     nb = write_notebook(tmp_path / "nb.ipynb", ["%%step Make\nxs = [1, 2]", "%%step Total\ntotal = sum(xs)"])
     shared = tmp_path / "shared-store"  # a store of its own, as a cluster's workers would share
@@ -292,3 +298,12 @@ def test_a_cold_chain_is_chained_and_recorded_like_the_kernel(dask, tmp_path):
     again = p.start(executor=dask, display=False)  # b may hit: it waits for a, then is Cached
     assert [again.steps[n].status for n in "abc"] == ["Cached", "Cached", "Succeeded"]
     assert again.steps["c"].why == "its code changed since its last run"
+
+
+def test_the_local_cluster_spares_pure_python_steps_the_profiler(dask):
+    """Dask's sampling profiler takes the GIL from the step every 10 ms: off in our workers."""
+    import dask as dask_config
+
+    settings = dask.client.run(lambda: (dask_config.config.get("distributed.worker.profile.enabled"),
+                                        dask_config.config.get("distributed.worker.daemon")))
+    assert len(settings) >= 1 and set(settings.values()) == {(False, False)}

@@ -149,3 +149,48 @@ def test_result_errors_name_the_step_and_output(pipe):
 def test_an_empty_pipeline_says_how_to_start(pipe):
     with pytest.raises(Exception, match="no steps yet"):
         pipe.start()
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["in-kernel", "threads"])
+def test_a_task_that_breaks_outside_the_users_code_fails_its_step_alike(pipe, monkeypatch, threads):
+    from jupyter_pipelines.run import runner
+
+    real = runner.run_task
+
+    def breaks_on_b(step, ns, ctx):
+        if step.name == "B":
+            raise RuntimeError("boom")
+        return real(step, ns, ctx)
+
+    monkeypatch.setattr(runner, "run_task", breaks_on_b)
+    pipe.persist = False
+    pipe.add_step("A", "a = 1")
+    pipe.add_step("B", "b = a")
+    pipe.add_step("C", "c = b")
+    pipe.add_step("D", "d = a")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ex = pipe.start(executor=pool if threads else None)
+    assert {n: r.status for n, r in ex.steps.items()} == {
+        "A": "Succeeded", "B": "Failed", "C": "NotRun", "D": "Succeeded"}
+    b = ex.steps["B"]
+    assert b.failure_reason == "Step `B` could not be run: RuntimeError('boom')" == ex.failure_reason
+    assert b.start and b.end >= b.start
+
+
+def test_a_whole_run_works_out_fingerprints_only_when_a_cell_run_needs_them(pipe, monkeypatch):
+    from jupyter_pipelines.store import keys
+
+    calls = []
+    real = keys.fingerprints
+    monkeypatch.setattr(keys, "fingerprints", lambda *a: calls.append(1) or real(*a))
+    pipe.persist = False
+    pipe.add_parameter("k", 1)
+    pipe.add_step("Load", "data = [1, 2, 3]")
+    pipe.add_step("Sum", "total = sum(data) * k")
+    pipe.start()
+    pipe.start({"k": 2})
+    assert calls == []  # nothing asked for them
+    again = pipe.run_step("Sum", {"k": 2})  # this run's and the previous run's: the same
+    assert {n: r.status for n, r in again.steps.items()} == {"Load": "Cached", "Sum": "Succeeded"}
+    assert again.steps["Load"].reused_from == pipe.executions[1].id and len(calls) == 2
+    assert pipe.run_step("Sum", {"k": 3}).result("Sum", "total") == 18

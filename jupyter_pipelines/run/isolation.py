@@ -114,6 +114,8 @@ def returned(graph: Any, step: Any, records: dict, result: Any, executor: Any = 
     """After ``step`` ran: check what it was lent, put back what it changed and fail it for
     that. Returns ``result`` (its TaskResult), failed if the step changed an input."""
     me = records.get(step.name)
+    if id(me) not in _LOANS:  # lent nothing (cheap views only): the common case, no lock
+        return result          # (only this step's run loop adds its loans, before it runs)
     with _LOCK:
         loans = [loan for loan in _LOANS.pop(id(me), ()) if loan.borrower is me]
         if not loans:

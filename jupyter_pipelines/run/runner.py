@@ -15,6 +15,7 @@ from ..execution import Execution, StepRecord
 from ..graph import Graph
 from ..steps import KINDS, RunContext, Step
 from . import capture, remote, scheduler
+from .executors import InKernelExecutor
 from .isolation import lend, returned
 from .task import TaskResult, merged, run_task
 
@@ -53,11 +54,16 @@ class _Run:
         self.max_parallel = max_parallel
         wanted = set(names)
         self.names = names
-        self.plan = scheduler.Plan(
-            upstream={n: tuple(u for u in graph.upstream[n] if u in wanted) for n in names},
-            downstream={n: tuple(d for d in graph.downstream[n] if d in wanted) for n in names},
-            inputs={n: graph.inputs[n] for n in names},
-        )
+        if len(wanted) == len(graph.steps):  # the whole graph: its own maps are the plan's
+            self.plan = scheduler.Plan(graph.upstream, graph.downstream, graph.inputs)
+        else:
+            self.plan = scheduler.Plan(
+                upstream={n: tuple(u for u in graph.upstream[n] if u in wanted) for n in names},
+                downstream={n: tuple(d for d in graph.downstream[n] if d in wanted) for n in names},
+                inputs={n: graph.inputs[n] for n in names},
+            )
+        # the default executor runs a task as it is submitted: call it, with no Future between
+        self.inline = type(executor) is InKernelExecutor
         self.futures: dict[Future, str] = {}   # a step's result, as it will come
         self.starting: dict[Future, str] = {}  # a remote step's start, as a worker reports it
         self.remote = remote.for_run(executor, cache, max_parallel)
@@ -133,18 +139,26 @@ class _Run:
         try:
             ns = _namespace(self.graph, step, self.base, self.execution.steps)
         except PipelineError as exc:  # an input that cannot be read back (missing, corrupt)
-            future = _failed(f"Step `{step.name}` could not read its inputs: {exc}")
-        else:
-            if getattr(self.executor, "crosses_processes", False) and isinstance(
-                    ns.get("__builtins__"), dict):  # IPython's builtins (its history, ...) stay
-                ns["__builtins__"] = builtins      # here: the worker has its own
+            self._done(step.name, _failed(f"Step `{step.name}` could not read its inputs: {exc}"))
+            return
+        if self.inline and not hasattr(KINDS[step.kind], "split"):
             try:
-                future = self._spread(step, ns)
-            except Exception as exc:  # e.g. an input a process pool cannot be sent
-                future = _failed(f"Step `{step.name}` could not be handed to the executor "
-                                 f"({type(exc).__name__}: {exc}). An executor of other processes "
-                                 "needs every input to be picklable: run it with --executor "
-                                 "threads or in-kernel.")
+                result = run_task(step, ns, self.ctx)
+            except Exception as exc:  # not the user's code (run_task catches that): ours
+                result = self._broken(step.name, exc)
+            self._done(step.name, result)
+            return
+        if getattr(self.executor, "crosses_processes", False) and isinstance(
+                ns.get("__builtins__"), dict):  # IPython's builtins (its history, ...) stay
+            ns["__builtins__"] = builtins      # here: the worker has its own
+        try:
+            future = self._spread(step, ns)
+        except Exception as exc:  # e.g. an input a process pool cannot be sent
+            self._done(step.name, _failed(
+                f"Step `{step.name}` could not be handed to the executor ({type(exc).__name__}: "
+                f"{exc}). An executor of other processes needs every input to be picklable: run "
+                "it with --executor threads or in-kernel."))
+            return
         self.futures[future] = step.name
         if future.done():
             self._collect(future)
@@ -153,9 +167,10 @@ class _Run:
         try:
             started, future = self.remote.submit(self, step)
         except Exception as exc:  # e.g. a notebook value the cluster cannot be sent
-            future = _failed(f"Step `{step.name}` could not be handed to the Dask cluster "
-                             f"({type(exc).__name__}: {exc}). Every value a step reads must be "
-                             "picklable: run it with --executor threads or in-kernel.")
+            future = _failed_future(
+                f"Step `{step.name}` could not be handed to the Dask cluster ({type(exc).__name__}: "
+                f"{exc}). Every value a step reads must be picklable: run it with --executor "
+                "threads or in-kernel.")
         else:
             self.starting[started] = step.name
         self.futures[future] = step.name
@@ -172,6 +187,19 @@ class _Run:
 
     def _collect(self, future: Future) -> None:
         name = self.futures.pop(future)
+        try:
+            result = future.result()
+        except Exception as exc:  # an executor failure, not the user's code
+            result = self._broken(name, exc)
+        self._done(name, result)
+
+    def _broken(self, name: str, exc: Exception) -> TaskResult:
+        start = self.execution.steps[name].start or time.time()
+        return TaskResult("Failed", failure_reason=f"Step `{name}` could not be run: {exc!r}",
+                          start=start, end=time.time())
+
+    def _done(self, name: str, result: TaskResult) -> None:
+        """Step ``name`` ran (or could not): record its result and settle what follows."""
         step, record = self.graph.steps[name], self.execution.steps[name]
         if self.remote is not None:
             self.remote.collected(name)
@@ -179,14 +207,9 @@ class _Run:
                 if which == name:
                     del self.starting[started]
                     self._began(name, started)
-        try:
-            result = future.result()
-        except Exception as exc:  # an executor failure, not the user's code
-            result = TaskResult("Failed", failure_reason=f"Step `{name}` could not be run: {exc!r}",
-                                start=record.start or time.time(), end=time.time())
         result = returned(self.graph, step, self.execution.steps, result, self.executor)
-        if result.status == "NotRun" or any(self.state.finished.get(u) in ("Failed", "Stopped", "NotRun")
-                                            for u in self.plan.upstream[name]):
+        if result.status == "NotRun" or (self.remote is not None and any(
+                self.state.finished.get(u) in _BLOCKING for u in self.plan.upstream[name])):
             record.status = "NotRun"  # chained after a step that failed (see `remote`)
             self._settled(scheduler.finish(self.plan, self.state, name, "NotRun"))
             return
@@ -268,11 +291,18 @@ class _Run:
                 self.execution.emit("step_finished", step=name, record=record)
 
 
-def _failed(reason: str) -> Future:
-    """A future already holding a failed result (the step never reached the executor)."""
-    future: Future = Future()
+_BLOCKING = ("Failed", "Stopped", "NotRun")
+
+
+def _failed(reason: str) -> TaskResult:
+    """The result of a step that never reached the executor."""
     now = time.time()
-    future.set_result(TaskResult("Failed", failure_reason=reason, start=now, end=now))
+    return TaskResult("Failed", failure_reason=reason, start=now, end=now)
+
+
+def _failed_future(reason: str) -> Future:
+    future: Future = Future()
+    future.set_result(_failed(reason))
     return future
 
 

@@ -4,9 +4,11 @@ when the step runs; kinds map one-to-one to SageMaker step types."""
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 
 from ..errors import DefinitionError, did_you_mean
+from ..parameters import check_name
 from .base import Kind, RunContext, Step, StepOutcome
 from .conditions import ConditionKind, FailKind
 from .external import ExternalKind
@@ -32,8 +34,6 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     ``cache``/``cache_expire`` (an ISO-8601 duration such as ``"P30D"``), ``retry``/
     ``retry_backoff`` and ``display_name``/``description`` apply to every kind; ``options`` are
     the kind's own flags."""
-    from ..parameters import check_name  # (parameters imports steps)
-
     check_name(name, "Step")
     if not isinstance(code, str):
         raise DefinitionError(
@@ -79,9 +79,13 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
     fields = {"cache": bool(cache) and KINDS[kind].cacheable, "cache_expire": expire, "retry": retry,
               "retry_backoff": float(retry_backoff), "display_name": display_name or None,
               "description": description or None}
-    if all(getattr(step, k) == v for k, v in fields.items()):  # the common case: the defaults
+    if fields == _DEFAULTS:  # the common case: a kind's `define` leaves these at their defaults
         return step
     return replace(step, **fields)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclass_fields(Step) if f.name in (
+    "cache", "cache_expire", "retry", "retry_backoff", "display_name", "description")}
 
 
 _NAME_LISTS = ("if_steps", "else_steps")

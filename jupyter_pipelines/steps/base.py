@@ -7,7 +7,8 @@ import hashlib
 import json
 import linecache
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from json.encoder import c_make_encoder, encode_basestring_ascii
 from pathlib import Path
 from types import CodeType, MappingProxyType
 from typing import Any
@@ -41,7 +42,30 @@ class Step:
 
     @property
     def branches(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return tuple(self.options.get("if_steps", ())), tuple(self.options.get("else_steps", ()))
+        options = self.options
+        if not options:  # most steps (the graph asks every step)
+            return (), ()
+        return tuple(options.get("if_steps", ())), tuple(options.get("else_steps", ()))
+
+
+_FIELDS = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
+           for f in fields(Step)}  # (the one default made by a factory is an empty read-only map)
+_NO_OPTIONS = _FIELDS["options"]  # read-only: every step without options can share it
+
+
+def _new_step(**values: Any) -> Step:
+    """``Step(**values)`` at a third of the cost (`Kind.define` makes one for every step added):
+    a frozen dataclass's ``__init__`` sets each of its 16 fields through ``object.__setattr__``.
+    ``values`` holds every field without a default; the others take their defaults."""
+    missing = _REQUIRED.difference(values)
+    if missing:
+        raise TypeError(f"_new_step() missing the fields {sorted(missing)}")
+    step = object.__new__(Step)
+    step.__dict__.update(_FIELDS, **values)  # in the fields' order, as __init__ sets them
+    return step
+
+
+_REQUIRED = frozenset(n for n, default in _FIELDS.items() if default is MISSING)
 
 
 @dataclass(frozen=True)
@@ -73,14 +97,14 @@ class Kind:
 
     def define(self, name, code, *, inputs, outputs, depends_on, options) -> Step:
         where = f"step `{name}`"
-        unknown = [k for k in options if k not in self.options]
+        unknown = [k for k in options if k not in self.options] if options else ()
         if unknown:
             allowed = ", ".join(f"`{k}`" for k in self.options) or "no options"
             raise DefinitionError(
                 f"Step `{name}` of kind {self.name} does not take the option `{unknown[0]}`."
                 f"{did_you_mean(unknown[0], self.options)} A {self.name} step takes {allowed}."
             )
-        opts = {k: options.get(k, default) for k, default in self.options.items()}
+        opts = {k: options.get(k, default) for k, default in self.options.items()} if self.options else {}
         opts = self.check_options(name, opts)
         code = code.strip("\n")
         if self.single_expression:
@@ -93,7 +117,9 @@ class Kind:
                 )
         info, tree = analysis(code, where)
         reads = list(inputs) if inputs is not None else list(info.reads)
-        reads += [n for n in self.extra_reads(opts, info.writes) if n not in reads]
+        extra = self.extra_reads(opts, info.writes)
+        if extra:
+            reads += [n for n in extra if n not in reads]
         if outputs is not None:
             outs = list(outputs)
         elif self.produces:
@@ -105,10 +131,10 @@ class Kind:
                 f"Step `{name}` is a {self.name} step and makes exactly one output "
                 f"(default `{self.produces}`); --outputs gave {outs}."
             )
-        step = Step(
+        step = _new_step(
             name=name, kind=self.name, code=code, reads=tuple(reads), outputs=tuple(outs),
             depends_on=tuple(depends_on or ()), step_refs=tuple(self.step_refs(opts)),
-            options=MappingProxyType(opts),
+            options=MappingProxyType(opts) if opts else _NO_OPTIONS,
             compiled=self.compile(name, code, tree),
             digest=_digest(self.name, code, reads, outs, depends_on, opts),
         )
@@ -144,10 +170,19 @@ class Kind:
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, default=repr)  # json.dumps's with these flags, made once
+# Its C encoder, made once too (`encode` makes one a call): the same text, less than half the
+# time. Without a check for circular values: one of those (or a nesting too deep) recurses
+# until RecursionError, and then `_ENCODER` says what it says.
+_C_ENCODER = c_make_encoder and c_make_encoder(
+    None, repr, encode_basestring_ascii, None, ": ", ", ", True, False, True)
 
 
 def _digest(*parts: Any) -> str:
-    return hashlib.sha256(_ENCODER.encode(parts).encode()).hexdigest()
+    try:
+        text = "".join(_C_ENCODER(parts, 0)) if _C_ENCODER else _ENCODER.encode(parts)
+    except RecursionError:
+        text = _ENCODER.encode(parts)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def execute(step: Step, ns: dict, code: CodeType | None = None) -> Any:
@@ -213,11 +248,11 @@ def user_traceback(exc: BaseException, filename: str) -> str:
 
 
 def collect_outputs(step: Step, ns: dict) -> dict[str, Any]:
-    missing = [name for name in step.outputs if name not in ns]
-    if missing:
-        raise ContractError(
-            f"Step `{step.name}` should output {', '.join(f'`{m}`' for m in missing)} but its code "
-            "never assigned it (perhaps only in a branch of an if that did not run). Assign it on "
-            "every path, or remove it from --outputs."
-        )
-    return {name: ns[name] for name in step.outputs}
+    try:  # ``ns`` is a plain dict: a KeyError is a missing output
+        return {name: ns[name] for name in step.outputs}
+    except KeyError:
+        missing = [name for name in step.outputs if name not in ns]
+    raise ContractError(
+        f"Step `{step.name}` should output {', '.join(f'`{m}`' for m in missing)} but its code "
+        "never assigned it (perhaps only in a branch of an if that did not run). Assign it on "
+        "every path, or remove it from --outputs.")
