@@ -513,6 +513,27 @@ def test_a_fully_cached_run_is_one_history_transaction_of_copied_rows(tmp_path, 
     assert chain_of_three(tmp_path).start(display=False).result("C", "z") == 3  # and it hits
 
 
+def test_cached_rows_are_copied_a_chunk_of_rows_per_statement(tmp_path, monkeypatch):
+    """The copies are made by a few statements of many rows each (`history._CHUNK`): split
+    over several, every row is still the stored one's, in the run's order."""
+    from jupyter_pipelines.store import history as history_mod
+
+    monkeypatch.setattr(history_mod, "_CHUNK", 2)  # three copies: a statement of 2, one of 1
+    first = chain_of_three(tmp_path).start(display=False)
+    cached = chain_of_three(tmp_path).start(display=False)
+    history = chain_of_three(tmp_path).workspace.history
+    made = {r["step"]: r for r in history.step_runs(first.id)}
+    copied = history.step_runs(cached.id)
+    assert [r["step"] for r in copied] == ["A", "B", "C"]
+    for row in copied:
+        source = made[row["step"]]
+        assert (row["status"], row["cache_source"], row["attempts"]) == ("Cached", first.id, 0)
+        assert {k: row[k] for k in ("kind", "outputs", "key_parts", "cache_key", "stdout")} == \
+            {k: source[k] for k in ("kind", "outputs", "key_parts", "cache_key", "stdout")}
+        record = cached.steps[row["step"]]
+        assert (row["start"], row["end"]) == (record.start, record.end)
+
+
 def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path, monkeypatch):
     """A finished step is appended to the execution's journal as it ends (a kill loses
     nothing that finished); the database gets the rows in one transaction at the end (or

@@ -17,7 +17,6 @@ which no user tool can set back, so an edit is always caught; damage that change
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import os
@@ -35,6 +34,18 @@ _PARALLEL = 1 << 20  # bytes from which hashing runs beside the write
 _CHUNK = 1 << 20     # bytes hashed at a time when checking a file without loading it
 
 
+class _StorageKey:
+    """``ref.key``, the artifact's path in the store (``ab/abcd...``): made at its first read
+    and kept in the instance, as `functools.cached_property` does, without its lock (which
+    costs more than the key on Python 3.11; a race makes the same string twice)."""
+
+    def __get__(self, ref: ArtifactRef | None, owner=None):
+        if ref is None:
+            return self
+        key = ref.__dict__["key"] = f"{ref.digest[:2]}/{ref.digest}"
+        return key
+
+
 @dataclass(frozen=True)
 class ArtifactRef:
     digest: str   # sha256 of the format and the bytes
@@ -42,9 +53,7 @@ class ArtifactRef:
     size: int
     type: str     # the Python type, for display
 
-    @functools.cached_property  # made once (read a few times per use): kept in the instance
-    def key(self) -> str:
-        return f"{self.digest[:2]}/{self.digest}"
+    key = _StorageKey()
 
     def as_dict(self) -> dict:
         return {"digest": self.digest, "format": self.format, "size": self.size, "type": self.type}

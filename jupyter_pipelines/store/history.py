@@ -17,6 +17,7 @@ wait for a commit in progress (WAL: readers see the last commit).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -61,12 +62,23 @@ _WRITE_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) 
               f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RUN_COLUMNS[1:])}")
 _CACHED_COLUMNS = ("rowid", "execution_id", "step", "kind", "status", "end", "cache_key",
                    "cache_source", "outputs", "metadata", "stdout", "stderr")
-# A Cached step's row is its source run's, with this execution's id, name and times: copied in
-# SQLite, nothing of it decoded or encoded again (step_runs rows are never deleted).
-_COPY_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) SELECT ?, ?, kind, "
-             "'Cached', ?, ?, 0, cache_key, key_parts, COALESCE(NULLIF(cache_source, ''), "
-             "execution_id), outputs, metadata, stdout, stderr, NULL, NULL, NULL FROM step_runs "
-             "WHERE rowid = ?" + _WRITE_RUN[_WRITE_RUN.index(" ON CONFLICT"):])
+_CHUNK = 256  # Cached rows copied by one statement (~30% faster than a statement each)
+
+
+@functools.lru_cache(maxsize=16)
+def _copy_runs(n: int) -> str:
+    """The statement copying ``n`` Cached rows, each bound as ``(source rowid, step, start,
+    end)`` after the execution's id. A Cached step's row is its source run's, with this
+    execution's id, name and times: copied in SQLite, nothing of it decoded or encoded again
+    (step_runs rows are never deleted)."""
+    values = ", ".join(["(?, ?, ?, ?)"] * n)
+    return (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) SELECT ?1, "
+            "v.column2, s.kind, 'Cached', v.column3, v.column4, 0, s.cache_key, s.key_parts, "
+            "COALESCE(NULLIF(s.cache_source, ''), s.execution_id), s.outputs, s.metadata, "
+            f"s.stdout, s.stderr, NULL, NULL, NULL FROM (VALUES {values}) v CROSS JOIN step_runs s "
+            "ON s.rowid = v.column1 WHERE true" + _WRITE_RUN[_WRITE_RUN.index(" ON CONFLICT"):])
+
+
 INTERRUPTED = ("Interrupted: the process running this execution ended (killed or crashed) "
                "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
 
@@ -167,9 +179,9 @@ class History:
         ``(source rowid, step, start, end)``, see `cached_run`) and, with ``finish`` (status,
         end, reason), the execution's end, in one transaction."""
         with self._tx() as db:
-            if copies:
-                db.executemany(_COPY_RUN, [(execution_id, step, start, end, rowid)
-                                           for rowid, step, start, end in copies])
+            for i in range(0, len(copies), _CHUNK):
+                chunk = copies[i:i + _CHUNK]
+                db.execute(_copy_runs(len(chunk)), [execution_id, *(v for c in chunk for v in c)])
             if rows:
                 db.executemany(_WRITE_RUN, [[execution_id, *row] for row in rows])
             if finish is not None:

@@ -207,7 +207,7 @@ class CacheKeys:
     def _made(self, step: Step) -> tuple:
         fixed = self._fixed.get(step.digest) if step.digest else None
         if fixed is None:
-            reads = tuple(parameters_read(step, self.context, _Everything()))
+            reads = tuple(sorted(parameters_read(step, self.context, _Everything())))
             fixed = (*_fixed_parts(step, self.context), reads, {})
             if step.digest:  # the digest of everything _fixed_parts reads of the step
                 if len(self._fixed) >= 65536:  # a long session's edits: start afresh
@@ -216,7 +216,8 @@ class CacheKeys:
         kind, code, helpers, modules, reads, texts = fixed
         parameters = self._by_reads.get(reads)
         if parameters is None:
-            read = tuple(sorted(n for n in reads if n in self.values))
+            values = self.values
+            read = tuple([n for n in reads if n in values])  # sorted, as `reads` is
             parameters = self._parameters.get(read)
             if parameters is None:
                 parameters = self._parameters[read] = _digest({p: repr(self.values[p]) for p in read})

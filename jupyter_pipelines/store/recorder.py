@@ -80,14 +80,20 @@ class Recorder:
             record.why = self.why(step.name, record.key_parts, step.cache_expire)
             return None
         run["key_parts"] = record.key_parts  # equal: they make the key
-        hit = stored_record(run, self.artifacts, status="Cached",
+        artifacts = self.artifacts
+        hit = stored_record(run, artifacts, status="Cached",
                             reused_from=run["cache_source"] or run["execution_id"])
         hit.name = step.name  # the key has no name: the run may be of a step named otherwise
-        damaged = damaged_output(hit, self.artifacts)
-        if damaged:
-            record.why = f"{damaged}, so it ran again to store it afresh"
-            return None
-        if all(self.artifacts.seen(ref) == run["outputs"][n].get("seen") for n, ref in hit.refs.items()):
+        outputs, check, seen = run["outputs"], artifacts.check, artifacts.seen
+        same = True  # each file as the stored row saw it: the row is copied as it is
+        for name, ref in hit.refs.items():
+            problem = check(ref)  # verify on read: a stat, or a hash if the file changed
+            if problem:
+                damaged = _damage(hit, name, ref, problem, artifacts)
+                record.why = f"{damaged}, so it ran again to store it afresh"
+                return None
+            same = same and seen(ref) == outputs[name].get("seen")
+        if same:
             self._sources[step.name] = (run["rowid"], hit)  # its row: a copy of the stored one
         return hit
 
@@ -217,8 +223,13 @@ def damaged_output(record: StepRecord, artifacts: ArtifactStore) -> str | None:
     for name, ref in record.refs.items():
         problem = artifacts.check(ref)
         if problem:
-            return f"stored output `{name}` of step {record.name} is {problem} ({artifacts.path(ref)})"
+            return _damage(record, name, ref, problem, artifacts)
     return None
+
+
+def _damage(record: StepRecord, name: str, ref: ArtifactRef, problem: str,
+            artifacts: ArtifactStore) -> str:
+    return f"stored output `{name}` of step {record.name} is {problem} ({artifacts.path(ref)})"
 
 
 def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
