@@ -127,12 +127,18 @@ def test_a_state_path_that_is_a_file(tmp_path, command):
     assert home.read_text() == "my notes"
 
 
-def test_an_artifact_folder_that_is_a_file(tmp_path):
+def a_file_where_a_folder_goes(tmp_path, folder: str, name: str) -> tuple[Path, Pipeline]:
+    """A state folder whose ``folder`` (artifacts/, journal/) is a file, and a pipeline on it."""
     home = tmp_path / "state"
     home.mkdir()
-    (home / "artifacts").write_text("not a folder")
-    p = Pipeline("api", home=home)
+    (home / folder).write_text(f"a file where the {folder} folder goes")
+    p = Pipeline(name, home=home)
     p.add_step("Make", "xs = [1]")
+    return home, p
+
+
+def test_an_artifact_folder_that_is_a_file(tmp_path):
+    _, p = a_file_where_a_folder_goes(tmp_path, "artifacts", "api")
     with pytest.raises(StateError, match="artifact store .*artifacts is a file"):
         p.start(display=False)
 
@@ -324,11 +330,7 @@ def test_a_kill_before_any_commit_loses_only_the_running_step(tmp_path, monkeypa
 
 
 def test_a_journal_that_cannot_be_written_stops_the_run_and_the_history_says_so(tmp_path):
-    home = tmp_path / "state"
-    home.mkdir()
-    (home / "journal").write_text("a file where the journal folder goes")
-    p = Pipeline("unjournaled", home=home)
-    p.add_step("Make", "xs = [1]")
+    home, p = a_file_where_a_folder_goes(tmp_path, "journal", "unjournaled")
     p.add_step("Then", "y = xs")
     with pytest.raises(StateError, match="journal") as caught:
         p.start(display=False)

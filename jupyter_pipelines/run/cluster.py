@@ -175,7 +175,7 @@ class DaskExecutor(Executor):
                 raise PipelineError(_NOT_SHARED.format(store=location, address=self.address,
                                                        why="a memory:// store lives in this process"))
             return False
-        if scheme not in ("", "file") or len(scheme) == 1:  # s3://, gcs://... (or C:\ on Windows)
+        if scheme not in ("", "file") and len(scheme) > 1:  # s3://, gcs://... (not C:\ on Windows)
             return True
         folder = os.path.abspath(location[7:] if scheme == "file" else location)
         marker = os.path.join(folder, f".probe-{uuid.uuid4().hex}")

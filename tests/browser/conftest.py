@@ -235,6 +235,13 @@ def new_lab_page(chromium, server: LabServer, init_scripts=()):
     return context, context.new_page()
 
 
+def watch_errors(page) -> list[str]:
+    """The page's uncaught JavaScript errors, collected as they happen (tests assert none)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
 # -- page helpers both browser test modules use -----------------------------------------------------
 
 def step_node(widget, name: str):

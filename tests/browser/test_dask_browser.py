@@ -35,6 +35,7 @@ from .conftest import (
     run_all_afresh,
     screenshot,
     step_node,
+    watch_errors,
 )
 
 pytestmark = pytest.mark.browser
@@ -114,8 +115,7 @@ def dask_page(chromium, lab_server, artifacts_dir):
 
     write_notebook(lab_server.root)
     context, page = new_lab_page(chromium, lab_server)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    errors = watch_errors(page)
     try:
         open_idle(page, lab_server, NOTEBOOK, len(CELLS), KERNEL_TIMEOUT)
         run_all_afresh(page, lab_server, errors, artifacts_dir / "dask-run-all-failed.png")

@@ -30,6 +30,7 @@ from .conftest import (
     outputs_text,
     screenshot,
     step_node,
+    watch_errors,
 )
 
 pytestmark = pytest.mark.browser
@@ -157,8 +158,7 @@ def definition_page(chromium, lab_server, artifacts_dir):
 
     write_notebook(lab_server.root)
     context, page = new_lab_page(chromium, lab_server)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    errors = watch_errors(page)
     try:
         open_idle(page, lab_server, NOTEBOOK, len(CELLS), KERNEL_TIMEOUT)
         page.get_by_role("menuitem", name="Run", exact=True).click()

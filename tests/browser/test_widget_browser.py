@@ -25,6 +25,7 @@ from .conftest import (
     run_all_afresh,
     screenshot,
     step_node,
+    watch_errors,
 )
 
 pytestmark = pytest.mark.browser
@@ -104,8 +105,7 @@ def abalone(chromium, lab_server, artifacts_dir):
 
     context, page = new_lab_page(chromium, lab_server)
     page.add_init_script(STATUS_RECORDER)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    errors = watch_errors(page)
     try:
         page.goto(lab_server.url(f"lab/tree/{NOTEBOOK}?reset"), timeout=KERNEL_TIMEOUT)
         # Run All sent before the kernel is ready is dropped: wait for "| Idle" in the status bar.
