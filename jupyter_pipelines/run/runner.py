@@ -187,6 +187,11 @@ class _Run:
 
     def _collect(self, future: Future) -> None:
         name = self.futures.pop(future)
+        if self.remote is not None:  # a chained step's upstream first: its key needs theirs
+            for up in self.plan.upstream[name]:
+                handle = self.remote.handles.get(up)
+                if handle is not None and handle.finished.done() and handle.finished in self.futures:
+                    self._collect(handle.finished)
         try:
             result = future.result()
         except Exception as exc:  # an executor failure, not the user's code
@@ -202,11 +207,10 @@ class _Run:
         """Step ``name`` ran (or could not): record its result and settle what follows."""
         step, record = self.graph.steps[name], self.execution.steps[name]
         if self.remote is not None:
+            handle = self.remote.handles.get(name)
+            if handle is not None and self.starting.pop(handle.started, None) is not None:
+                self._began(name, handle.started)
             self.remote.collected(name)
-            for started, which in list(self.starting.items()):
-                if which == name:
-                    del self.starting[started]
-                    self._began(name, started)
         result = returned(self.graph, step, self.execution.steps, result, self.executor)
         if result.status == "NotRun" or (self.remote is not None and any(
                 self.state.finished.get(u) in _BLOCKING for u in self.plan.upstream[name])):
