@@ -276,8 +276,11 @@ def test_a_real_kernel_tells_cells_apart_by_their_cell_id():
     km, kc = start_new_kernel(kernel_name="python3")
 
     def run(code: str, cell_id: str) -> dict:
+        # stop_on_error False: the refused cell's error must not abort the next request (under
+        # load ipykernel may still count it as queued behind the error)
         msg = kc.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
-                                                 "user_expressions": {}, "allow_stdin": False},
+                                                 "user_expressions": {}, "allow_stdin": False,
+                                                 "stop_on_error": False},
                              metadata={"cellId": cell_id})
         kc.shell_channel.send(msg)
         while True:
