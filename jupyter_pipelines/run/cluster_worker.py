@@ -81,10 +81,8 @@ def _stored(step, result, store: str | None):
     from ..errors import PipelineError as Error
 
     try:
-        artifacts = _store(store)
-        result.refs = {name: artifacts.put(value, name=name, what=f"Step `{step.name}` output "
-                                           f"`{name}` ({type(value).__name__})")
-                       for name, value in result.outputs.items()}
+        put = _store(store).put  # worded as the kernel's `Recorder.store` words its errors
+        result.refs = {name: put(value, name=name, step=step.name) for name, value in result.outputs.items()}
     except Error as exc:
         result.status, result.failure_reason = "Failed", str(exc)
     return result

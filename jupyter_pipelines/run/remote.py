@@ -108,12 +108,8 @@ class RemoteSteps:
                 if source is not None:
                     inputs[name] = source
                     break
-        for ref in step.step_refs:
-            record = records[ref]
-            first = next(iter(record.outputs), None) if record.outputs else None
-            source = self._source(record, ref, first) if first else None
-            if source is None and ref in self.handles:
-                source = ("remote", self.handles[ref].full, run.graph.steps[ref].outputs[0])
+        for ref in step.step_refs:  # (a transform's model: the create-model step's one output)
+            source = self._source(records.get(ref), ref, run.graph.steps[ref].outputs[0])
             if source is not None:
                 inputs[f"__refs__:{ref}"] = source
         return inputs

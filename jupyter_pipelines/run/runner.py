@@ -86,7 +86,7 @@ class _Run:
                     pending = [*self.starting, *self.futures]
                     if pending:
                         done = [f for f in pending if f.done()] or wait(
-                            pending, self.remote and remote.TICK, FIRST_COMPLETED).done
+                            pending, remote.TICK if self.remote else None, FIRST_COMPLETED).done
                         if self.remote is not None:
                             self.remote.executor.poll()
                         for future in done:
