@@ -307,3 +307,16 @@ def test_the_local_cluster_spares_pure_python_steps_the_profiler(dask):
     settings = dask.client.run(lambda: (dask_config.config.get("distributed.worker.profile.enabled"),
                                         dask_config.config.get("distributed.worker.daemon")))
     assert len(settings) >= 1 and set(settings.values()) == {(False, False)}
+
+
+def test_without_dask_installed_the_cli_says_what_to_install(tmp_path):
+    nb = write_notebook(tmp_path / "nb.ipynb", ["%%step Make\nxs = [1, 2]"])
+    code = ("import sys; sys.modules['distributed'] = None\n"  # as if it were not installed
+            "from jupyter_pipelines.cli import main\n"
+            f"sys.exit(main(['run', {str(nb)!r}, '--executor', 'dask']))")
+    env = {**os.environ, "JUPYTER_PIPELINES_HOME": str(tmp_path / "state"), "NO_COLOR": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "--executor dask needs Dask's distributed scheduler" in done.stderr
+    assert "pip install 'jupyter_pipelines[dask]'" in done.stderr and "Traceback" not in done.stderr
