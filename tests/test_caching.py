@@ -491,6 +491,8 @@ def test_a_fully_cached_run_is_one_history_transaction_of_copied_rows(tmp_path, 
 
     monkeypatch.setattr(writer, "FLUSH_INTERVAL", 3600.0)  # only the end commits
     first = chain_of_three(tmp_path).start(display=False)
+    history = chain_of_three(tmp_path).workspace.history
+    history.settle()  # the end's commit, made by the history's thread after start() returns
     writes: list[tuple] = []
     real = History.record_steps
 
@@ -500,8 +502,8 @@ def test_a_fully_cached_run_is_one_history_transaction_of_copied_rows(tmp_path, 
 
     monkeypatch.setattr(History, "record_steps", spy)
     cached = chain_of_three(tmp_path).start(display=False)
+    history.settle()
     assert writes == [([], ["A", "B", "C"], True)]
-    history = chain_of_three(tmp_path).workspace.history
     made = {r["step"]: r for r in history.step_runs(first.id)}
     copied = {r["step"]: r for r in history.step_runs(cached.id)}
     assert {n: r["status"] for n, r in copied.items()} == {"A": "Cached", "B": "Cached", "C": "Cached"}

@@ -379,3 +379,57 @@ def test_help_documents_the_exit_codes(tmp_path):
     for line in ("0  the execution Succeeded", "1  the execution Failed or was Stopped",
                  "2  a usage or definition error", "3  the state folder or the store cannot be used"):
         assert line in result.stdout
+
+
+# A run that ended, killed before the history's thread committed its end: the end and the
+# Cached rows still queued are in the journal, and the next History opened writes them.
+ENDED_SCRIPT = """
+import os, signal, sys, threading
+from jupyter_pipelines import Pipeline
+from jupyter_pipelines.store.history import History
+blocked = threading.Event()
+real = History.record_steps
+def record_steps(self, execution_id, rows, finish=None, copies=()):
+    if finish is not None and os.environ.get("BLOCK") == "1":
+        blocked.set()
+        threading.Event().wait()  # the end's commit never comes
+    return real(self, execution_id, rows, finish, copies)
+History.record_steps = record_steps
+p = Pipeline("ended", home=sys.argv[1])
+p.add_step("First", "rows = list(range(5))")
+p.add_step("Second", "total = sum(rows)")
+ex = p.start(display=False)
+print(ex.id, ex.status, flush=True)
+if os.environ.get("BLOCK") == "1":
+    blocked.wait(60)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_kill_after_the_run_returned_loses_nothing_of_its_end(tmp_path):
+    home = tmp_path / "state"
+
+    def run(block: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", ENDED_SCRIPT, str(home)], cwd=tmp_path,
+                              env={**os.environ, "BLOCK": block}, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == (-9 if block == "1" else 0), proc.stderr
+        execution_id, status = proc.stdout.split()
+        assert status == "Succeeded"
+        return execution_id
+
+    first = run("0")   # stores both steps
+    cached = run("1")  # both Cached, killed before its end was committed
+    with sqlite3.connect(f"{(home / 'history.db').as_uri()}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT status FROM executions WHERE id = ?", [cached]).fetchall() \
+            == [("Executing",)]
+    db.close()
+    assert len(list((home / "journal").iterdir())) == 1
+
+    history = Pipeline("ended", home=home).workspace.history  # opening it replays the journal
+    doc = history.execution(cached)
+    assert doc["status"] == "Succeeded" and doc["failure_reason"] is None and doc["end"]
+    runs = {r["step"]: r for r in history.step_runs(cached)}
+    assert {n: (r["status"], r["cache_source"]) for n, r in runs.items()} == {
+        "First": ("Cached", first), "Second": ("Cached", first)}
+    assert list((home / "journal").iterdir()) == []

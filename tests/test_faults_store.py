@@ -76,6 +76,7 @@ DAMAGE = {
 
 
 def check_no_row_executing(p: Pipeline) -> None:
+    p.workspace.history.settle()  # the last run's end is committed after start() returns
     conn = p.workspace.history._conn
     assert conn.execute("SELECT count(*) FROM executions WHERE status = 'Executing'").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM step_runs WHERE status = 'Executing'").fetchone() == (0,)

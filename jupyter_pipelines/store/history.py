@@ -60,6 +60,18 @@ _RUN_COLUMNS = ("step", "kind", "status", "start", "end", "attempts", "cache_key
 _WRITE_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) "
               f"VALUES (?, {', '.join('?' * len(_RUN_COLUMNS))}) ON CONFLICT (execution_id, step) "
               f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RUN_COLUMNS[1:])}")
+_ROWS = 1000  # rows written by one statement at most (`History._rows_per_statement`)
+
+
+@functools.lru_cache(maxsize=4)
+def _write_runs(n: int) -> str:
+    """`_WRITE_RUN` of ``n`` rows: one statement for many, so the history's thread releases
+    and retakes the GIL once for them, not once a row (while the run's thread is busy, each
+    retake waits up to the interpreter's switch interval, 5 ms)."""
+    row = f"(?, {', '.join('?' * len(_RUN_COLUMNS))})"
+    return _WRITE_RUN.replace(f"VALUES {row}", "VALUES " + ", ".join([row] * n))
+
+
 _CACHED_COLUMNS = ("rowid", "execution_id", "step", "kind", "status", "end", "cache_key",
                    "cache_source", "outputs", "metadata", "stdout", "stderr")
 _CHUNK = 256  # Cached rows copied by one statement (~30% faster than a statement each)
@@ -100,6 +112,7 @@ class History:
         self.folder = ensure_folder(home)
         self.path = self.folder / "history.db"
         self._lock = threading.RLock()
+        self._pending, self._settled = 0, threading.Condition()  # ends not committed yet
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._conn, self.read_only = connect(self.path, "history")
         with guarded(self.path, "history"):
@@ -117,6 +130,9 @@ class History:
                     except sqlite3.OperationalError:  # another process added it meanwhile
                         pass
             self._valid = " AND invalid IS NULL" if "invalid" in self._columns() else ""
+            # SQLite before 3.32 binds at most 999 values to a statement; later ones 32766 or more
+            limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            self._rows_per_statement = max(1, min(_ROWS, limit // (len(_RUN_COLUMNS) + 1)))
         usable = (f"SELECT {', '.join(_CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
                   f"('Succeeded', 'Cached') AND outputs IS NOT NULL{self._valid}")
         self._results_sql = usable.format("execution_id = ?")
@@ -134,6 +150,19 @@ class History:
         with self._lock, self._read_lock:
             self._reader.close()
             self._conn.close()
+
+    def pending(self, delta: int) -> None:
+        """An execution's end is (+1) or is no longer (-1) waiting for its commit
+        (`writer.HistoryWriter.end`)."""
+        with self._settled:
+            self._pending += delta
+            if not self._pending:
+                self._settled.notify_all()
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait until the executions that ended in this process are committed."""
+        with self._settled:
+            self._settled.wait_for(lambda: not self._pending, timeout)
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._conn.execute("PRAGMA table_info(step_runs)")}
@@ -175,15 +204,17 @@ class History:
 
     def record_steps(self, execution_id: str, rows: list[list], finish: tuple | None = None,
                      copies: list[tuple] = ()) -> None:
-        """Write step runs (`step_row` values), Cached runs that copy a stored one (``copies``:
-        ``(source rowid, step, start, end)``, see `cached_run`) and, with ``finish`` (status,
-        end, reason), the execution's end, in one transaction."""
+        """Write step runs (`step_row` values), Cached runs that
+        copy a stored one (``copies``: ``(source rowid, step, start, end)``, see `cached_run`)
+        and, with ``finish`` (status, end, reason), the execution's end, in one transaction."""
         with self._tx() as db:
             for i in range(0, len(copies), _CHUNK):
                 chunk = copies[i:i + _CHUNK]
                 db.execute(_copy_runs(len(chunk)), [execution_id, *(v for c in chunk for v in c)])
-            if rows:
-                db.executemany(_WRITE_RUN, [[execution_id, *row] for row in rows])
+            per = self._rows_per_statement
+            for i in range(0, len(rows), per):
+                chunk = rows[i:i + per]
+                db.execute(_write_runs(len(chunk)), [v for row in chunk for v in (execution_id, *row)])
             if finish is not None:
                 db.execute("UPDATE executions SET status = ?, end = ?, failure_reason = ? "
                            "WHERE id = ?", (*finish, execution_id))
@@ -200,14 +231,18 @@ class History:
         journals = journal.left_behind(self.folder)
         for eid in dead:
             path = journals.pop(eid, None)
-            replayed = [row for row in journal.read(path) if len(row) == len(_RUN_COLUMNS)] if path else []
-            with self._tx() as db:
-                db.executemany(_WRITE_RUN, [[eid, *row] for row in replayed])
-                db.execute("UPDATE executions SET status = 'Failed', failure_reason = ?, end = "
-                           "COALESCE(end, (SELECT MAX(end) FROM step_runs WHERE execution_id = ?), start)"
-                           " WHERE id = ? AND status = 'Executing'", (INTERRUPTED, eid, eid))
-                db.execute("UPDATE step_runs SET status = 'Failed', failure_reason = ? "
-                           "WHERE execution_id = ? AND status = 'Executing'", (INTERRUPTED, eid))
+            rows, end = journal.read(path, len(_RUN_COLUMNS)) if path else ([], None)
+            if end is not None:  # it ended; the process died before committing the end
+                self.record_steps(eid, rows, tuple(end["end"]),
+                                  [tuple(c) for c in end.get("copies", []) if len(c) == 4])
+            else:
+                with self._tx() as db:
+                    db.executemany(_WRITE_RUN, [[eid, *row] for row in rows])
+                    db.execute("UPDATE executions SET status = 'Failed', failure_reason = ?, end = "
+                               "COALESCE(end, (SELECT MAX(end) FROM step_runs WHERE execution_id = ?), "
+                               "start) WHERE id = ? AND status = 'Executing'", (INTERRUPTED, eid, eid))
+                    db.execute("UPDATE step_runs SET status = 'Failed', failure_reason = ? "
+                               "WHERE execution_id = ? AND status = 'Executing'", (INTERRUPTED, eid))
             if path is not None:
                 path.unlink(missing_ok=True)
         for eid, path in journals.items():
@@ -332,6 +367,8 @@ class History:
         return json.loads(rows[0][0]) if rows else None
 
     def _rows(self, sql: str, args, factory=sqlite3.Row) -> list:
+        if self._pending:  # what this process ran is read as it ended
+            self.settle()
         with self._read_lock:
             try:
                 cursor = self._reader.cursor()

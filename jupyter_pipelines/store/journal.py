@@ -16,7 +16,8 @@ state. A write cut short by the kill leaves a last line without its newline (or 
 `read` drops it: that step was still finishing.
 
 One file per execution, ``journal/<quoted execution id>.jsonl`` in the state folder; each line
-is a `history.step_row` (JSON, ASCII, so a newline only ever ends a line).
+is a `history.step_row` (JSON, ASCII, so a newline only ever ends a line); the last may be the
+execution's end.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class Journal:
         self.size = 0  # bytes appended since the last `clear`
         self._fd: int | None = None
 
-    def append(self, rows: list[list]) -> None:
-        data = "".join(plain_json(row) + "\n" for row in rows).encode()
+    def append(self, lines: list[str]) -> None:
+        """Append JSON texts (`plain_json`), one line each."""
+        data = "".join(line + "\n" for line in lines).encode()
         try:
             if self._fd is None:
                 self.path.parent.mkdir(exist_ok=True)
@@ -93,11 +95,14 @@ class Journal:
             os.ftruncate(self._fd, 0)
             self.size = 0
 
-    def remove(self) -> None:
-        """The execution's end is committed: the journal has nothing left to tell."""
+    def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def remove(self) -> None:
+        """The execution's end is committed: the journal has nothing left to tell."""
+        self.close()
         try:
             self.path.unlink(missing_ok=True)
         except OSError:  # it could not be made either (the folder is not one): nothing to remove
@@ -113,19 +118,23 @@ def left_behind(state_folder: Path) -> dict[str, Path]:
     return {unquote(e.name[:-6]): Path(e.path) for e in entries if e.name.endswith(".jsonl")}
 
 
-def read(path: Path) -> list[list]:
-    """The rows of a journal, in the order they were appended; a last line cut short by a kill
-    (no newline, or not JSON) is dropped."""
+def read(path: Path, width: int) -> tuple[list[list], dict | None]:
+    """The rows of a journal (lists of ``width`` values), in the order they
+    were appended, and the execution's end if it was journaled (``{"end": [status, end,
+    reason], "copies": [[rowid, step, start, end]...]}``); a last line cut short by a kill (no
+    newline, or not JSON) is dropped."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []
-    rows = []
+        return [], None
+    rows, end = [], None
     for line in data.split(b"\n")[:-1]:  # the part after the last newline is cut short, or empty
         try:
-            row = json.loads(line)
+            value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(row, list):
-            rows.append(row)
-    return rows
+        if isinstance(value, list) and len(value) == width:
+            rows.append(value)
+        elif isinstance(value, dict) and isinstance(value.get("end"), list) and len(value["end"]) == 3:
+            end = value
+    return rows, end

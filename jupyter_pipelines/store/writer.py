@@ -11,7 +11,9 @@ and inserting a row ~5 µs more; an append to the journal ~3 µs. So:
   in one transaction with an ``Executing`` row for each step running then, while the run's
   thread goes on (SQLite works without the GIL; the run's look-ups read through a connection
   of their own, `History`);
-* `end` commits what is left with the execution's end, and removes the journal.
+* `end` journals the execution's end (with the Cached rows still queued) and leaves its commit,
+  with what is left, to the thread: the run returns without waiting for SQLite. A read of the
+  history waits for it (`History.settle`), and so does the interpreter's exit (`atexit`).
 
 So a kill -9 loses only the steps that were running (and those only if they started less than
 FLUSH_INTERVAL before: a longer one is recorded Executing, and the next `History` opened marks
@@ -24,18 +26,21 @@ Fields, guarded by ``_lock`` (the run's thread and the committer's both use them
     _running    steps started and not finished, by name
     _shown      ... of which an Executing row was committed
     _appended   journal lines written: a commit clears the journal only if none came meanwhile
-    _due        a commit is scheduled; _ended: the execution's end is being committed
+    _due        a commit is scheduled; _ended: the execution ended (`_finish`), its last
+                commit is the thread's (claimed once: `_final_claimed`)
 Commits hold ``_commit_lock``, so they go one at a time, each of a later snapshot.
 """
 
 from __future__ import annotations
 
+import atexit
+import sys
 import threading
 import time
 from typing import Any
 
 from .history import History, step_row
-from .journal import Journal
+from .journal import Journal, plain_json
 
 FLUSH_INTERVAL = 0.1  # seconds a queued row waits at most for its commit
 JOURNAL_LIMIT = 8 << 20  # bytes: a journal this long is cleared by a commit on the run's thread
@@ -54,6 +59,8 @@ class HistoryWriter:
         self._shown: set[str] = set()
         self._appended = 0
         self._due = self._ended = False
+        self._finish: tuple | None = None
+        self._final_claimed = False
 
     def queue(self, rows: list[list]) -> None:
         """Rows that need no journal (Cached records the run starts with)."""
@@ -75,7 +82,7 @@ class HistoryWriter:
             if not journal or self._journal_failed:
                 return
             try:
-                self._journal.append([row])
+                self._journal.append([plain_json(row)])
             except Exception:  # the run stops (the loop's `_abandon`); its end is committed
                 self._journal_failed = True
                 raise
@@ -98,14 +105,54 @@ class HistoryWriter:
             return [r for n, r in self._running.items() if n in self._shown]
 
     def end(self, finish: tuple, rows: list[list] = ()) -> None:
-        """Commit the rest, ``rows`` and the execution's end (status, end, reason); then the
-        journal has nothing left to tell."""
+        """The execution ended: ``rows`` (steps shown Executing that never finished) and its end
+        (status, end, reason) are journaled with what is still queued, and committed by the
+        history's thread after the run returns (`History.settle`: a read waits for it); the
+        journal is removed then. A kill before that commit loses nothing: the next `History`
+        opened replays the journal, end included."""
         _COMMITTER.forget(self)  # (no reference kept: the history's connection can close)
         with self._lock:
             self._ended = True
             self._rows.extend(rows)
-        self._commit(finish)
-        self._journal.remove()
+            self._finish = finish
+            copies = list(self._copies)
+        if not self._journal_failed:
+            try:  # (best effort: a journal that fails here fails the same way at the replay)
+                end = {"end": list(finish), "copies": copies}
+                self._journal.append([*map(plain_json, rows), plain_json(end)])
+                with self._lock:
+                    self._appended += 1  # (a commit in flight must not clear it)
+            except Exception:
+                self._journal_failed = True
+        self.history.pending(1)
+        _COMMITTER.ending(self)
+
+    def _final_commit(self) -> None:
+        """(The committer's thread.) The end's commit, tried again while the database is busy;
+        if it never goes through, the journal keeps it for the next `History` opened."""
+        with self._lock:
+            if self._final_claimed:  # (the exit's `flush` and the thread: one of them)
+                return
+            self._final_claimed = True
+        try:
+            for wait in (0.2, 1.0, 5.0, None):
+                try:
+                    self._commit(self._finish)
+                except Exception as exc:
+                    if wait is None:
+                        print(f"jupyter-pipelines: the end of execution {self.execution_id} could "
+                              f"not be written to the history ({exc}); its journal "
+                              f"{self._journal.path} keeps it, and the next session that opens "
+                              "the state folder writes it.", file=sys.stderr)
+                        self._journal.close()
+                        return
+                    time.sleep(wait)
+                else:
+                    self._journal.remove()
+                    return
+        finally:
+            self.history.pending(-1)
+            _COMMITTER.ended(self)
 
     # -- committing ---------------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -116,6 +163,8 @@ class HistoryWriter:
 
     def _timed_commit(self) -> None:
         """(The committer's thread.)"""
+        if self._ended:
+            return self._final_commit()
         with self._lock:
             self._due = False
         try:
@@ -155,6 +204,7 @@ class _Committer:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._due: dict[HistoryWriter, float] = {}
+        self._ending: set[HistoryWriter] = set()  # ended, their last commit not made yet
         self._thread: threading.Thread | None = None
 
     def due(self, writer: HistoryWriter, when: float) -> None:
@@ -165,6 +215,27 @@ class _Committer:
                 self._thread.start()
             self._due[writer] = when
             self._cond.notify()
+
+    def ending(self, writer: HistoryWriter) -> None:
+        """``writer``'s execution ended: its last commit is made now, on the thread."""
+        with self._cond:
+            self._ending.add(writer)
+        self.due(writer, 0.0)
+
+    def ended(self, writer: HistoryWriter) -> None:
+        with self._cond:
+            self._ending.discard(writer)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Make the executions' last commits now and wait for them: at the interpreter's exit
+        (the thread, a daemon, stops there; a commit it leaves undone is in the journal)."""
+        with self._cond:
+            ending = list(self._ending)
+            for writer in ending:
+                self._due.pop(writer, None)
+        for writer in ending:
+            writer._final_commit()  # (unless the thread has it: then wait for it)
+            writer.history.settle(timeout)
 
     def forget(self, writer: HistoryWriter) -> None:
         with self._cond:
@@ -178,10 +249,12 @@ class _Committer:
                 if not ready:
                     self._cond.wait(min(self._due.values()) - now if self._due else None)
                     continue
-                for writer in ready:
-                    del self._due[writer]
+                # (no loop variable: one left on this frame would keep a writer, and its
+                # history's connections, alive past the interpreter's exit, WAL unfolded)
+                self._due = {w: when for w, when in self._due.items() if when > now}
             while ready:  # outside the condition: a commit may wait for the database
                 ready.pop()._timed_commit()
 
 
 _COMMITTER = _Committer()
+atexit.register(_COMMITTER.flush)
