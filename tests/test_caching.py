@@ -662,19 +662,19 @@ def wide(tmp_path, steps: int = 12, name: str = "wide") -> Pipeline:
 def test_a_step_with_a_new_key_asks_the_history_nothing(tmp_path, monkeypatch):
     """A first run asks SQLite nothing per step (no stored run can match); a re-run whose
     steps all changed reads the few stored keys once instead of a query a step, and says why
-    each step ran as before: step by step for the first steps, then all at once."""
+    each step ran from the latest execution's runs, read at once."""
     from jupyter_pipelines.store.history import History
 
-    calls = counting(monkeypatch, History, "cached_run", "last_parts", "last_runs", "stored_keys")
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "run_parts", "stored_keys")
     first = wide(tmp_path).start(display=False)
     assert set(statuses(first).values()) == {"Succeeded"}
-    assert calls == {"cached_run": 0, "last_parts": 0, "last_runs": 0, "stored_keys": 1}
+    assert calls == {"cached_run": 0, "last_parts": 0, "run_parts": 0, "stored_keys": 1}
     assert {r.why for r in first.steps.values()} == {"it had not run before"}
 
     calls.update(dict.fromkeys(calls, 0))
     changed = wide(tmp_path).start({"n": 2}, display=False)
     assert set(statuses(changed).values()) == {"Succeeded"}
-    assert calls == {"cached_run": 0, "last_parts": 8, "last_runs": 1, "stored_keys": 1}
+    assert calls == {"cached_run": 0, "last_parts": 0, "run_parts": 1, "stored_keys": 1}
     whys = {n: r.why for n, r in changed.steps.items()}
     assert whys.pop("Total") == "its inputs (an upstream step's output) changed since its last run"
     assert set(whys.values()) == {"a parameter it reads changed since its last run"}
@@ -693,11 +693,11 @@ def test_a_large_history_is_asked_a_step_at_a_time_with_the_same_outcome(tmp_pat
     from jupyter_pipelines.store.recorder import Recorder
 
     monkeypatch.setattr(Recorder, "_small", property(lambda self: 0))
-    calls = counting(monkeypatch, History, "cached_run", "last_parts", "last_runs")
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "run_parts")
     first = wide(tmp_path, steps=3).start(display=False)
     assert set(statuses(first).values()) == {"Succeeded"} and calls["cached_run"] == 0  # first run
     changed = wide(tmp_path, steps=3).start({"n": 2}, display=False)
-    assert calls == {"cached_run": 4, "last_parts": 4, "last_runs": 0}
+    assert calls == {"cached_run": 4, "last_parts": 0, "run_parts": 1}
     assert changed.steps["S0"].why == "a parameter it reads changed since its last run"
     again = wide(tmp_path, steps=3).start({"n": 1}, display=False)
     assert set(statuses(again).values()) == {"Cached"}

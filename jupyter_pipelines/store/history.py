@@ -307,13 +307,12 @@ class History:
                           (), None)
         return {key for (key,) in rows}
 
-    def last_runs(self, pipeline: str) -> dict[str, tuple[str, str | None]]:
-        """``{step: (status, key parts as JSON)}`` of each step's latest run in ``pipeline``:
-        `last_parts` for every step at once."""
-        rows = self._rows("SELECT r.step, r.status, r.key_parts, max(r.end) FROM step_runs r JOIN "
-                          "executions e ON e.id = r.execution_id WHERE e.pipeline = ? GROUP BY "
-                          "r.step", [pipeline], None)
-        return {step: (status, parts) for step, status, parts, _ in rows}
+    def run_parts(self, execution_id: str) -> dict[str, tuple[str, str | None]]:
+        """``{step: (status, key parts as JSON)}`` of the execution's finished step runs: for
+        `why`, every step of a pipeline's latest execution in one (indexed) query."""
+        rows = self._rows("SELECT step, status, key_parts FROM step_runs WHERE execution_id = ? "
+                          "AND end IS NOT NULL", [execution_id], None)
+        return {step: (status, parts) for step, status, parts in rows}
 
     def stored_codes(self) -> set[str]:
         """The code parts of every stored successful run's key: a step whose code part is not
@@ -340,16 +339,16 @@ class History:
         rows = self._rows(sql + " ORDER BY r.end DESC LIMIT 1", [step, pipeline])
         return self._run(rows[0]) if rows else None
 
-    def latest_results(self, pipeline: str, *, besides: str) -> dict[str, dict] | None:
-        """The successful step runs of the pipeline's latest execution (other than
-        ``besides``), by cache key, as `cached_run` gives them; None if it has no other
-        execution. One query where a re-run would make one a step."""
+    def latest_results(self, pipeline: str, *, besides: str) -> tuple[str, dict[str, dict]] | None:
+        """The pipeline's latest execution (other than ``besides``): its id and its successful
+        step runs by cache key, as `cached_run` gives them; None if it has no other execution.
+        One query where a re-run would make one a step."""
         latest = self._rows("SELECT id FROM executions WHERE pipeline = ? AND id != ? "
                             "ORDER BY start DESC LIMIT 1", [pipeline, besides])
         if not latest:
             return None
         rows = self._rows(self._results_sql, [latest[0][0]], None)
-        return {run["cache_key"]: run for run in map(self._cached, rows)}
+        return latest[0][0], {run["cache_key"]: run for run in map(self._cached, rows)}
 
     def last_parts(self, step: str, pipeline: str) -> tuple[str, dict | None] | None:
         """``(status, key parts)`` of the step's latest run in ``pipeline``: what `why` needs."""

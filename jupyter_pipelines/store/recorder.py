@@ -47,8 +47,8 @@ class Recorder:
         # keys of stored runs, read at the first that is not the latest execution's (False:
         # too many to read at once); each step's latest run, read once many steps ran (`why`)
         self._keys: set[str] | bool | None = None
-        self._previous: dict[str, tuple] | None = None
-        self._whys = 0
+        self._previous: dict[str, tuple] | None = None  # latest execution's parts, for `why`
+        self._latest_id: str | None = None
 
     # -- the cache ---------------------------------------------------------------------------
     def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
@@ -146,7 +146,8 @@ class Recorder:
         """At the run's first look-up: its pipeline's latest execution's results, by key (one
         query where a re-run would make one a step)."""
         latest = self.history.latest_results(self.pipeline, besides=self._execution_id or "")
-        self._first_run, self._latest = latest is None, latest or {}
+        self._first_run = latest is None
+        self._latest_id, self._latest = latest or (None, {})
 
     @property
     def _small(self) -> int:
@@ -155,15 +156,16 @@ class Recorder:
         return 4 * len(self.graph.steps) + 64
 
     def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
+        if self._latest is None:  # (a step run with no look-up first: `explain_run`)
+            self._read_history()
         if self._first_run:  # none of the pipeline's steps ran before
             return "it had not run before"
-        self._whys += 1
-        if self._previous is None and self._whys > 8 and isinstance(self._keys, set):
-            self._previous = self.history.last_runs(self.pipeline)  # many ran, history small
-        if self._previous is not None:
-            status, before = self._previous.get(step) or (None, None)
-            previous = (status, json.loads(before) if before else None) if status else None
-        else:
+        if self._previous is None:  # each step's run in the latest execution: one query
+            self._previous = self.history.run_parts(self._latest_id) if self._latest_id else {}
+        if step in self._previous:
+            status, before = self._previous[step]
+            previous = status, json.loads(before) if before else None
+        else:  # not in the latest execution: its own latest run
             previous = self.history.last_parts(step, self.pipeline)
         if previous is None:
             return "it had not run before"
