@@ -13,8 +13,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .parameters import parse_assignments
 from .session import Session
 
-COMMANDS = ("run", "show", "steps", "remove", "reset", "executions", "describe", "why", "retry",
-            "definition", "load", "doctor")
+COMMANDS = ("run", "show", "edit", "steps", "remove", "reset", "executions", "describe", "why",
+            "retry", "definition", "load", "doctor")
 STEP_KINDS = ("processing", "training", "condition", "fail", "register-model", "create-model",
               "transform")
 _OPTION_FLAGS = ("model", "if_steps", "else_steps", "group", "approval_status", "metrics",
@@ -76,12 +76,14 @@ class PipelineMagics(Magics):
         spec = parse_step_line(line)
         name = spec.pop("name")
         code = self.shell.transform_cell(cell) if cell.strip() else ""
-        self.session.define_step(name, code, source=f"%%step {line.strip()}", **spec)
+        self.session.define_step(name, code, source=f"%%step {line.strip()}",
+                                 cell_text=f"%%step {line}\n{cell}", **spec)
         self.session.run_step(name)
 
     @magic_arguments()
     @argument("command", choices=COMMANDS,
-              help="run: run the pipeline; show: draw the DAG; steps: list the steps; "
+              help="run: run the pipeline; show: draw the DAG; edit: the drag-and-drop editor; "
+                   "steps: list the steps; "
                    "remove NAME: delete a step; reset: delete all steps and parameters; "
                    "executions: list recorded executions; describe [EXECUTION]: one execution; "
                    "why STEP: why a step ran; retry [EXECUTION]: resume a failed execution; "
@@ -160,6 +162,8 @@ class PipelineMagics(Magics):
                 raise UsageError("%pipeline why needs a step name, e.g. %pipeline why AbaloneTrain.")
             print(pipe.why(args.names[0]))
             return None
+        if args.command == "edit":
+            return self.session.edit()
         if args.command == "show":
             from .view import live_view
 
@@ -176,8 +180,10 @@ class PipelineMagics(Magics):
                 raise UsageError("%pipeline remove needs the name of the step to remove.")
             for name in args.names:
                 pipe.remove_step(name)
+            self.session.changed()
             return None
         self.session.reset()
+        self.session.changed()
         return None
 
 

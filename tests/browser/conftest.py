@@ -256,6 +256,12 @@ def screenshot(page, locator, path, timeout: int = 15_000) -> None:
     view can move it again a frame later; a screenshot taken before that is offset and cropped.
     """
     locator.scroll_into_view_if_needed()
+    wait_still(page, locator, timeout)
+    locator.screenshot(path=path, animations="disabled")
+
+
+def wait_still(page, locator, timeout: int = 15_000) -> None:
+    """Wait until the element has kept its place and size for 3 animation frames."""
     page.wait_for_function(
         """el => {
           const r = el.getBoundingClientRect(), key = [r.x, r.y, r.width, r.height].join();
@@ -263,7 +269,6 @@ def screenshot(page, locator, path, timeout: int = 15_000) -> None:
           el.__lastRect = key;
           return el.__stableFrames >= 3;
         }""", arg=locator.element_handle(), polling="raf", timeout=timeout)
-    locator.screenshot(path=path, animations="disabled")
 
 
 def one_live_dag(cell, timeout: int = 15_000):
