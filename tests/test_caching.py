@@ -687,15 +687,18 @@ def test_a_step_with_a_new_key_asks_the_history_nothing(tmp_path, monkeypatch):
 
 
 def test_a_large_history_is_asked_a_step_at_a_time_with_the_same_outcome(tmp_path, monkeypatch):
-    """Past a few runs per step the stored keys are not read at once: each step asks SQLite,
-    and reuses, misses and explains exactly as with them."""
+    """A history too big to read at once when a process first asks is asked a step at a time,
+    and reuses, misses and explains exactly as with its keys read."""
     from jupyter_pipelines.store.history import History
     from jupyter_pipelines.store.recorder import Recorder
+
+    from jupyter_pipelines.store.workspace import Workspace
 
     monkeypatch.setattr(Recorder, "_small", property(lambda self: 0))
     calls = counting(monkeypatch, History, "cached_run", "last_parts", "run_parts")
     first = wide(tmp_path, steps=3).start(display=False)
     assert set(statuses(first).values()) == {"Succeeded"} and calls["cached_run"] == 0  # first run
+    Workspace._open.cache_clear()  # as a new process would: the history is too big to read
     changed = wide(tmp_path, steps=3).start({"n": 2}, display=False)
     assert calls == {"cached_run": 4, "last_parts": 0, "run_parts": 1}
     assert changed.steps["S0"].why == "a parameter it reads changed since its last run"
@@ -711,3 +714,35 @@ def test_a_result_stored_by_another_pipeline_is_found_by_a_first_run(tmp_path):
     other = wide(tmp_path, steps=2, name="two").start(display=False)
     assert set(statuses(other).values()) == {"Cached"}
     assert {r.reused_from for r in other.steps.values()} == {made.id}
+
+
+def test_the_stored_keys_are_read_once_then_only_the_rows_added_since(tmp_path, monkeypatch):
+    """A process reads the history's keys once; each later run reads only the rows added since,
+    and a row still Executing when read is read again once it finished (its key comes then)."""
+    from jupyter_pipelines.store.history import History
+
+    p = wide(tmp_path, steps=2)
+    p.start(display=False)
+    history = p.workspace.history
+    history.settle()
+    read: list[int] = []
+    real = History._rows
+
+    def spy(self, sql, args, factory=None):
+        rows = real(self, sql, args, factory)
+        if sql.startswith("SELECT rowid, cache_key"):
+            read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(History, "_rows", spy)
+    wide(tmp_path, steps=2).start({"n": 2}, display=False)  # 3 new rows since the first read
+    history.settle()
+    assert read[-1] == 3
+    with history._tx() as db:  # another process's step, still running: no key yet
+        db.execute("INSERT INTO step_runs (execution_id, step, kind, status) VALUES "
+                   "('other', 'Slow', 'processing', 'Executing')")
+    keys = set(history.stored_keys(limit=10**6))
+    with history._tx() as db:  # ... then finished, its row updated in place
+        db.execute("UPDATE step_runs SET status = 'Succeeded', cache_key = 'k-slow' "
+                   "WHERE execution_id = 'other'")
+    assert "k-slow" not in keys and "k-slow" in history.stored_keys(limit=10**6)

@@ -113,6 +113,9 @@ class History:
         self.path = self.folder / "history.db"
         self._lock = threading.RLock()
         self._pending, self._settled = 0, threading.Condition()  # ends not committed yet
+        self._keys: set[str] = set()  # `stored_keys`: read up to rowid _keys_upto
+        self._keys_upto: int | None = None
+        self._keys_lock = threading.Lock()
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._conn, self.read_only = connect(self.path, "history")
         with guarded(self.path, "history"):
@@ -136,7 +139,7 @@ class History:
         usable = (f"SELECT {', '.join(_CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
                   f"('Succeeded', 'Cached') AND outputs IS NOT NULL{self._valid}")
         self._results_sql = usable.format("execution_id = ?")
-        self._cached_sql = usable.format("cache_key = ?") + " ORDER BY end DESC LIMIT 1"
+        self.cached_sql = usable.format("cache_key = ?") + " ORDER BY end DESC LIMIT 1"
         self._fresh_sql = (usable.format("cache_key = ? AND status = 'Succeeded' AND end >= ?")
                            + " ORDER BY end DESC LIMIT 1")
         if self.read_only:
@@ -289,23 +292,35 @@ class History:
         Cached record needs of it (no ``key_parts``: the caller has them, they made the key),
         and its ``rowid``, for `record_steps` to copy it."""
         if not_before is None:
-            rows = self._rows(self._cached_sql, (cache_key,), None)
+            rows = self._rows(self.cached_sql, (cache_key,), None)
         else:  # the result's age counts from when a step made it
             rows = self._rows(self._fresh_sql, (cache_key, not_before), None)
-        return self._cached(rows[0]) if rows else None
+        return self.cached(rows[0]) if rows else None
 
     def stored_keys(self, limit: int) -> set[str] | None:
-        """The cache keys of every stored step run (usable or not), read in one go: a key not
-        among them has no stored run (`Recorder` then asks nothing more for it); None if the
-        history holds more than ``limit`` runs (too many to read for one run)."""
-        (top,) = self._rows("SELECT max(rowid) FROM step_runs", (), None)[0]  # rows are never deleted
-        if top is None:
-            return set()
-        if top > limit:
-            return None
-        rows = self._rows("SELECT DISTINCT cache_key FROM step_runs WHERE cache_key IS NOT NULL",
-                          (), None)
-        return {key for (key,) in rows}
+        """The cache keys of every stored step run (usable or not): a key not among them has no
+        stored run (`Recorder` then asks nothing more for it). Read in one go the first time (None
+        if the history holds more than ``limit`` runs: too many to read for one run), then only
+        the rows added since, so a process that keeps running a pipeline reads each row once.
+        Rows are never deleted; a row still Executing when read has no key yet, so the next read
+        starts again from it. The set is shared: callers only read it."""
+        with self._keys_lock:
+            if self._keys_upto is None:  # not read yet in this process
+                (top,) = self._rows("SELECT max(rowid) FROM step_runs", (), None)[0]
+                if top is not None and top > limit:
+                    return None
+                self._keys_upto = 0
+            rows = self._rows("SELECT rowid, cache_key, status FROM step_runs WHERE rowid > ? "
+                              "ORDER BY rowid", [self._keys_upto], None)
+            keys, stop = self._keys, None
+            for rowid, key, status in rows:
+                if key is not None:
+                    keys.add(key)
+                if status == "Executing" and stop is None:
+                    stop = rowid - 1  # read again from here next time: its key comes later
+            if rows:
+                self._keys_upto = rows[-1][0] if stop is None else stop
+            return keys
 
     def run_parts(self, execution_id: str) -> dict[str, tuple[str, str | None]]:
         """``{step: (status, key parts as JSON)}`` of the execution's finished step runs: for
@@ -323,7 +338,8 @@ class History:
         return {code for (code,) in rows}
 
     @staticmethod
-    def _cached(row: tuple) -> dict:
+    def cached(row: tuple) -> dict:
+        """A row of `_CACHED_COLUMNS` as the dict a reused run is made of."""
         rowid, execution_id, step, kind, status, end, key, source, outputs, metadata, *out = row
         return {"rowid": rowid, "execution_id": execution_id, "step": step, "kind": kind,
                 "status": status, "end": end, "cache_key": key, "cache_source": source,
@@ -339,16 +355,17 @@ class History:
         rows = self._rows(sql + " ORDER BY r.end DESC LIMIT 1", [step, pipeline])
         return self._run(rows[0]) if rows else None
 
-    def latest_results(self, pipeline: str, *, besides: str) -> tuple[str, dict[str, dict]] | None:
+    def latest_results(self, pipeline: str, *, besides: str) -> tuple[str, dict[str, tuple]] | None:
         """The pipeline's latest execution (other than ``besides``): its id and its successful
-        step runs by cache key, as `cached_run` gives them; None if it has no other execution.
-        One query where a re-run would make one a step."""
+        step runs by cache key, as rows (`cached` makes one what `cached_run` gives: only the
+        runs a step reuses are decoded); None if it has no other execution. One query where a
+        re-run would make one a step."""
         latest = self._rows("SELECT id FROM executions WHERE pipeline = ? AND id != ? "
                             "ORDER BY start DESC LIMIT 1", [pipeline, besides])
         if not latest:
             return None
         rows = self._rows(self._results_sql, [latest[0][0]], None)
-        return latest[0][0], {run["cache_key"]: run for run in map(self._cached, rows)}
+        return latest[0][0], {row[6]: row for row in rows}
 
     def last_parts(self, step: str, pipeline: str) -> tuple[str, dict | None] | None:
         """``(status, key parts)`` of the step's latest run in ``pipeline``: what `why` needs."""

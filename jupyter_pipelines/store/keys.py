@@ -282,11 +282,18 @@ def changed_parts(before: dict[str, str] | None, now: dict[str, str]) -> list[st
     return [p for p in PARTS if before.get(p) != now.get(p)]
 
 
+_WORDS = {"kind": "its kind or options", "code": "its code", "helpers": "a notebook function or "
+          "class it calls", "parameters": "a parameter it reads", "inputs": "its inputs (an "
+          "upstream step's output)", "packages": "a package it imports (its version)"}
+
+
 def explain(parts: list[str]) -> str:
-    words = {"kind": "its kind or options", "code": "its code", "helpers": "a notebook function or "
-             "class it calls", "parameters": "a parameter it reads", "inputs": "its inputs (an "
-             "upstream step's output)", "packages": "a package it imports (its version)"}
-    named = [words[p] for p in parts]
+    return _explained(tuple(parts))
+
+
+@functools.lru_cache(maxsize=64)  # a run explains many steps with the same few part lists
+def _explained(parts: tuple[str, ...]) -> str:
+    named = [_WORDS[p] for p in parts]
     return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
 
 
