@@ -74,7 +74,6 @@ import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -91,13 +90,12 @@ from jupyter_pipelines.view.render import _layout  # noqa: E402
 from jupyter_pipelines.view.widget import LiveView  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "browser"))  # the editor's harness page and the mouse
-from mouse import drag  # noqa: E402
+from editor_page import TRAITS as EDITOR_TRAITS  # noqa: E402
+from editor_page import KernelBridge, drag, plain, serve  # noqa: E402
 
 PACKAGE = REPO / "jupyter_pipelines"
 STATIC = PACKAGE / "view" / "static"
-HARNESS = REPO / "tests" / "browser" / "editor_harness"
 BASE = "http://127.0.0.1:8765/"  # answered by the page's router, nothing listens there
-TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 TIMEOUT = 30_000  # ms, for any wait in the page
 # As tests/browser/conftest.py launches Chromium.
 CHROMIUM_ARGS = [
@@ -105,8 +103,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-EDITOR_TRAITS = ["name", "graph", "parameters", "steps", "header", "legend", "kinds", "selected",
-                 "details", "mode", "can_undo", "can_redo", "cells", "source"]
 VIEW_TRAITS = ["name", "svg", "steps", "header", "legend", "selected", "details"]
 OPEN_TARGET, ROUND_TRIP_TARGET, JS_TARGET = 2.0, 0.150, 1_500_000
 
@@ -139,10 +135,6 @@ def layered(n: int, home: Path, width: int = 10) -> Pipeline:
 def drawn_edges(graph: dict) -> int:
     """Edges the canvas draws: one per pair of connected steps."""
     return len({(e["source"], e["target"]) for e in graph["edges"]})
-
-
-def plain(value):
-    return json.loads(json.dumps(value, default=repr))
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -245,25 +237,9 @@ window.ready = true;
 
 
 def _router(route):
-    url = route.request.url
-    if url.startswith(("data:", "blob:")):
-        return route.continue_()
-    if not url.startswith(BASE):
-        return route.abort()
-    path = url[len(BASE):].split("?", 1)[0]
-    if path in ("editor.html", "widget.html"):
-        body = PAGE.format(css=path.replace(".html", ".css"), timeout=TIMEOUT).encode()
-        return route.fulfill(status=200, body=body, headers={"Content-Type": TYPES[".html"]})
-    if path.startswith("harness/"):
-        file = HARNESS / path[len("harness/"):]
-    elif path.startswith("static/"):
-        file = STATIC / path[len("static/"):]
-    else:
-        return route.fulfill(status=404, body="not found")
-    if not file.is_file():
-        return route.fulfill(status=404, body=f"{file} not found")
-    return route.fulfill(status=200, body=file.read_bytes(),
-                         headers={"Content-Type": TYPES.get(file.suffix, "application/octet-stream")})
+    pages = {name: PAGE.format(css=name.replace(".html", ".css"), timeout=TIMEOUT).encode()
+             for name in ("editor.html", "widget.html")}
+    return serve(route, BASE, pages)
 
 
 class Browser:
@@ -387,43 +363,16 @@ def report_open(repeat: int) -> None:
 
 # -- (b) the round trip -----------------------------------------------------------------------------
 
-class KernelBridge:
-    """The kernel side's `Editor` behind the page's model (as in
-    tests/browser/test_editor_frontend.py): a command goes to the widget as its comm would
-    hand it; the traits that changed and the replies come back, in that order."""
-
-    def __init__(self, editor):
-        self.editor, self.widget = editor, editor.widget
-        self.lock = threading.Lock()
-        self.changes: dict = {}
-        self.replies: list = []
-        self.widget.send = self._reply
-        self.widget.observe(self._changed, names=EDITOR_TRAITS)
-
-    def _reply(self, content, buffers=None):
-        with self.lock:
-            self.replies.append(plain(content))
-
-    def _changed(self, change):  # encoded when the answer is (outside the Python figure)
-        with self.lock:
-            self.changes[change["name"]] = change["new"]
-
-    def state(self) -> dict:
-        return {name: plain(getattr(self.widget, name)) for name in EDITOR_TRAITS}
+class TimedBridge(KernelBridge):
+    """The test's bridge (tests/browser/editor_page.py), timing the Python side and the
+    encoding of its answer."""
 
     def __call__(self, kind, payload):
         start = time.perf_counter()
-        if kind == "send":
-            self.widget._handle_custom_msg(payload, [])
-        elif kind == "sync":
-            for name, value in payload.items():
-                setattr(self.widget, name, value)
+        self.apply(kind, payload)
         py = time.perf_counter() - start
-        with self.lock:
-            changes, replies = self.changes, self.replies
-            self.changes, self.replies = {}, []
         start = time.perf_counter()
-        text = json.dumps({"changes": changes, "replies": replies}, default=repr)
+        text = json.dumps(self.take(), default=repr)
         encode = time.perf_counter() - start
         # JSON text, as a comm message carries it; the timings ride along at its end.
         return text[:-1] + f', "py": {py * 1e3}, "encode": {encode * 1e3}}}'
@@ -461,7 +410,7 @@ def report_round_trip(repeat: int) -> None:
     assert data_source not in p.steps[target].reads
     alone = handle_alone(layered(n, TMP), connect, repeat)
 
-    bridge = KernelBridge(p.edit())
+    bridge = TimedBridge(p.edit())
     state = bridge.state()
     check = {"op": "check_code", "step": target, "code": p.steps[target].code}
     with page_for("editor", bridge) as page:

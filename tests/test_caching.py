@@ -691,7 +691,6 @@ def test_a_large_history_is_asked_a_step_at_a_time_with_the_same_outcome(tmp_pat
     and reuses, misses and explains exactly as with its keys read."""
     from jupyter_pipelines.store.history import History
     from jupyter_pipelines.store.recorder import Recorder
-
     from jupyter_pipelines.store.workspace import Workspace
 
     monkeypatch.setattr(Recorder, "_small", property(lambda self: 0))

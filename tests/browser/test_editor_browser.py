@@ -43,7 +43,7 @@ import sys
 import pytest
 
 from .conftest import new_lab_page, open_idle, screenshot, wait_still
-from .mouse import click_pane, drag
+from .editor_page import click_pane, drag
 from .test_cells_sync_browser import extension_installed, save_and_wait
 from .test_notebook7_browser import KERNEL_READY, code_cell, page_error
 

@@ -24,16 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from .mouse import click_pane, drag
+from .editor_page import HARNESS, KernelBridge, click_pane, drag, serve
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-HARNESS = Path(__file__).resolve().parent / "editor_harness"
-STATIC = REPO / "jupyter_pipelines" / "view" / "static"
 BASE = "http://127.0.0.1:8765/"   # answered by the page's router, nothing listens there
 TIMEOUT = 10_000  # ms, for every wait on a condition
-TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
 
 @pytest.fixture(scope="session")
@@ -44,24 +41,8 @@ def browser(chromium):
 
 
 def _serve(route):
-    url = route.request.url
-    if url.startswith(("data:", "blob:")):
-        return route.continue_()
-    if not url.startswith(BASE):
-        return route.abort()
-    path = url[len(BASE):].split("?", 1)[0]
-    if path in ("", "index.html"):
-        file = HARNESS / "index.html"
-    elif path.startswith("harness/"):
-        file = HARNESS / path[len("harness/"):]
-    elif path.startswith("static/"):
-        file = STATIC / path[len("static/"):]
-    else:
-        return route.fulfill(status=404, body="not found")
-    if not file.is_file():
-        return route.fulfill(status=404, body=f"{file} not found")
-    return route.fulfill(status=200, body=file.read_bytes(),
-                         headers={"Content-Type": TYPES.get(file.suffix, "application/octet-stream")})
+    index = (HARNESS / "index.html").read_bytes()
+    return serve(route, BASE, {"": index, "index.html": index})
 
 
 @pytest.fixture
@@ -484,52 +465,6 @@ def test_run_parameters_definition_and_cleanup(page):
 
 
 # -- the same canvas over the real kernel side -----------------------------------------------------
-
-class KernelBridge:
-    """The kernel side's `Editor` (on the Abalone tutorial's pipeline) behind the fake model: the
-    page's `send` / `save_changes` / a 100 ms poll call this through a Playwright binding; it
-    hands the command to the widget as its comm would and returns the traits that changed and
-    the replies, in that order (a notebook's comm delivers them so)."""
-
-    TRAITS = ["name", "graph", "parameters", "steps", "header", "legend", "kinds", "selected",
-              "details", "mode", "can_undo", "can_redo", "cells", "source"]
-
-    def __init__(self, editor):
-        import threading
-
-        self.editor, self.widget = editor, editor.widget
-        self.lock = threading.Lock()
-        self.changes: dict = {}
-        self.replies: list = []
-        self.widget.send = self._reply
-        self.widget.observe(self._changed, names=self.TRAITS)
-
-    @staticmethod
-    def _json(value):
-        return json.loads(json.dumps(value, default=repr))
-
-    def _reply(self, content, buffers=None):
-        with self.lock:
-            self.replies.append(self._json(content))
-
-    def _changed(self, change):
-        with self.lock:
-            self.changes[change["name"]] = self._json(change["new"])
-
-    def state(self) -> dict:
-        return {name: self._json(getattr(self.widget, name)) for name in self.TRAITS}
-
-    def __call__(self, kind, payload):
-        if kind == "send":
-            self.widget._handle_custom_msg(payload, [])
-        elif kind == "sync":
-            for name, value in payload.items():
-                setattr(self.widget, name, value)
-        with self.lock:
-            out = {"changes": self.changes, "replies": self.replies}
-            self.changes, self.replies = {}, []
-        return out
-
 
 @pytest.fixture
 def kernel_page(browser, tmp_path):

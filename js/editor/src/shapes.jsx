@@ -1,18 +1,14 @@
+import { SHAPE_ICON as VIEW_ICONS } from "../../../jupyter_pipelines/view/static/widget.js";
+
 // The kinds' shapes, as in the DAG view (Graphviz shapes), drawn to fill a w x h box.
 export const SHAPES = {
   processing: "box", training: "box3d", condition: "hexagon", fail: "octagon",
   "register-model": "cylinder", "create-model": "component", transform: "parallelogram",
 };
 
-// Small legend/palette icons (the DAG view's, 24 x 20).
+// Small legend/palette icons: the DAG view's (24 x 20), plus the parameter's note.
 export const SHAPE_ICON = {
-  box: '<rect x="2" y="4" width="20" height="12" rx="3"/>',
-  box3d: '<rect x="2" y="6" width="16" height="11"/><path d="M2 6l4-4h16v11l-4 4M18 6l4-4"/>',
-  hexagon: '<path d="M6 3h12l5 7-5 7H6L1 10z"/>',
-  octagon: '<path d="M7 2h10l5 5v6l-5 5H7l-5-5V7z"/>',
-  cylinder: '<ellipse cx="12" cy="5" rx="9" ry="3"/><path d="M3 5v10c0 1.7 4 3 9 3s9-1.3 9-3V5"/>',
-  component: '<rect x="4" y="3" width="18" height="14"/><rect x="1" y="5" width="6" height="3"/><rect x="1" y="12" width="6" height="3"/>',
-  parallelogram: '<path d="M6 3h17l-5 14H1z"/>',
+  ...VIEW_ICONS,
   note: '<path d="M3 2h13l5 5v11H3z"/><path d="M16 2v5h5"/>',
 };
 

@@ -6,7 +6,8 @@
 // `data-details-for="<step>"`.
 
 const STATUS_LABEL = { NotRun: "Not run" };
-const SHAPE_ICON = {
+// (Also the editor's palette and legend icons: js/editor imports them from here.)
+export const SHAPE_ICON = {
   box: '<rect x="2" y="4" width="20" height="12" rx="3"/>',
   box3d: '<rect x="2" y="6" width="16" height="11"/><path d="M2 6l4-4h16v11l-4 4M18 6l4-4"/>',
   hexagon: '<path d="M6 3h12l5 7-5 7H6L1 10z"/>',
