@@ -163,22 +163,28 @@ def save_and_wait(page, server, name: str, predicate: str, arg, timeout: int = U
     page.keyboard.press("Escape")
     page.keyboard.press("Control+s")
     url = server.url(f"api/contents/{name}?content=1&type=notebook")
-    try:  # a synchronous request: wait_for_function does not await a Promise (an async
-        # predicate is truthy at once, so it would not wait at all)
-        page.wait_for_function(
-            f"""([url, arg]) => {{
+    # A synchronous request: wait_for_function does not await a Promise (an async predicate is
+    # truthy at once, so it would not wait at all). It answers the cells it read, so the file
+    # is read once, when it satisfies the predicate (a save may be writing it at any other time).
+    check = f"""([url, arg]) => {{
                  const request = new XMLHttpRequest();
                  request.open('GET', url + '&_=' + Date.now(), false);
                  request.send();
                  if (request.status !== 200) return false;  // being written
                  const cells = JSON.parse(request.responseText).content.cells
                    .map(c => [c.cell_type, c.source]);
-                 return ({predicate})(cells, arg);
-               }}""", arg=[url, arg], timeout=timeout, polling=200)
-    finally:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            cells = [[c["cell_type"], c["source"]] for c in json.load(response)["content"]["cells"]]
-    return cells
+                 return ({predicate})(cells, arg) && cells;
+               }}"""
+    try:
+        return page.wait_for_function(check, arg=[url, arg], timeout=timeout, polling=200).json_value()
+    except Exception as exc:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                saved = [[c["cell_type"], c["source"]] for c in json.load(response)["content"]["cells"]]
+        except Exception as reading:
+            saved = f"unreadable ({reading})"
+        raise AssertionError(f"the saved notebook's cells did not come to satisfy {predicate}: "
+                             f"{saved!r}") from exc
 
 
 def assert_saved(page, server, name: str, expected: list, timeout: int = UI_TIMEOUT) -> None:
