@@ -451,3 +451,11 @@ def test_a_run_from_a_cell_shows_on_the_editor(ip):
     assert editor.widget.steps["Make"]["status"] in ("Succeeded", "Cached")
     assert editor.widget.header["status"] == "Succeeded"
     assert editor.widget.header["parameters"] == {"n": "4"}
+
+
+def test_a_refused_edit_leaves_the_pipeline_as_it_was(abalone):
+    edits = Edits(abalone)
+    before = dict(abalone.steps)
+    with pytest.raises(DefinitionError, match="transform step `AbaloneTransform` runs its model"):
+        edits.apply({"op": "delete_step", "step": "AbaloneCreateModel"})
+    assert abalone.steps == before and list(abalone.steps) == list(before) and not edits.can_undo

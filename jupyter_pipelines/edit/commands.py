@@ -44,10 +44,10 @@ class Edits:
         if op in ("undo", "redo", "check_code"):
             return handler(command) or {}
         before = self._state()
-        reply = handler(command) or {}
-        try:
+        try:  # a refused edit (by the handler or by the graph) changes nothing
+            reply = handler(command) or {}
             self.check()
-        except Exception:
+        except BaseException:
             self._restore(before)
             raise
         if self._state() != before:
