@@ -91,6 +91,10 @@ def _copy_runs(n: int) -> str:
             "ON s.rowid = v.column1 WHERE true" + _WRITE_RUN[_WRITE_RUN.index(" ON CONFLICT"):])
 
 
+# Executions' ends waiting for their commit, by database file (`History.pending`).
+_PENDING: dict = {}
+_SETTLED = threading.Condition()
+
 INTERRUPTED = ("Interrupted: the process running this execution ended (killed or crashed) "
                "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
 
@@ -112,7 +116,6 @@ class History:
         self.folder = ensure_folder(home)
         self.path = self.folder / "history.db"
         self._lock = threading.RLock()
-        self._pending, self._settled = 0, threading.Condition()  # ends not committed yet
         self._keys: set[str] = set()  # `stored_keys`: read up to rowid _keys_upto
         self._keys_upto: int | None = None
         self._keys_lock = threading.Lock()
@@ -156,16 +159,18 @@ class History:
 
     def pending(self, delta: int) -> None:
         """An execution's end is (+1) or is no longer (-1) waiting for its commit
-        (`writer.HistoryWriter.end`)."""
-        with self._settled:
-            self._pending += delta
-            if not self._pending:
-                self._settled.notify_all()
+        (`writer.HistoryWriter.end`). Counted by database file, so every `History` of this
+        process on it waits for it."""
+        with _SETTLED:
+            _PENDING[self.path] = _PENDING.get(self.path, 0) + delta
+            if not _PENDING[self.path]:
+                del _PENDING[self.path]
+                _SETTLED.notify_all()
 
     def settle(self, timeout: float | None = None) -> None:
         """Wait until the executions that ended in this process are committed."""
-        with self._settled:
-            self._settled.wait_for(lambda: not self._pending, timeout)
+        with _SETTLED:
+            _SETTLED.wait_for(lambda: self.path not in _PENDING, timeout)
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._conn.execute("PRAGMA table_info(step_runs)")}
@@ -383,7 +388,7 @@ class History:
         return json.loads(rows[0][0]) if rows else None
 
     def _rows(self, sql: str, args, factory=sqlite3.Row) -> list:
-        if self._pending:  # what this process ran is read as it ended
+        if _PENDING and self.path in _PENDING:  # what this process ran is read as it ended
             self.settle()
         with self._read_lock:
             try:
