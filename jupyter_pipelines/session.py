@@ -142,7 +142,7 @@ class Session:
     def changed(self) -> None:
         """The pipeline changed outside a cell (``%pipeline remove``, ``reset``): editors redraw."""
         for made in self._editors:
-            made.cell_ran("", None)
+            made.refresh(cells=False)
 
     def _cell_ran(self, key: str, text: str | None) -> None:
         """A cell defined part of the pipeline: the editors redraw, and know the cell's text."""

@@ -63,22 +63,20 @@ class Edits:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
-    def check(self) -> None:
-        """The pipeline is a DAG whose references hold (unknown names are only collected)."""
+    def check(self, unknown: dict[str, list[str]] | None = None):
+        """The pipeline's graph, checked: a DAG whose references hold; the names its steps read
+        that nothing provides are only collected (into ``unknown``)."""
         p = self.pipeline
-        build(p.steps, p.parameters, p.context.names, {})
-        p._graph = None
+        return build(p.steps, p.parameters, p.context.names, {} if unknown is None else unknown)
 
-    def unknown(self) -> dict[str, str]:
-        """Step -> the message for the first name its code reads that nothing provides."""
-        collected: dict[str, list[str]] = {}
-        p = self.pipeline
-        try:
-            build(p.steps, p.parameters, p.context.names, collected)
-        except Exception:
-            return {}
-        return {step: str(unknown_input(step, names[0], p.known_names()))
-                for step, names in collected.items()}
+    def unknown(self, collected: dict[str, list[str]] | None = None) -> dict[str, str]:
+        """Step -> the message for the first name its code reads that nothing provides (of the
+        names `check` collected, else checked now)."""
+        if collected is None:
+            collected = {}
+            self.check(collected)
+        known = self.pipeline.known_names()
+        return {step: str(unknown_input(step, names[0], known)) for step, names in collected.items()}
 
     # -- undo ----------------------------------------------------------------------------------
     def _state(self) -> tuple[dict, dict]:

@@ -21,7 +21,6 @@ import traitlets
 
 from ..errors import PipelineError
 from ..execution import Execution
-from ..graph import build
 from ..pipeline import Pipeline
 from ..view.details import step_details
 from ..view.dot import SHAPES, shape
@@ -82,15 +81,15 @@ class Editor:
 
     # -- state to the canvas -------------------------------------------------------------------
     def _graph(self):
-        p = self.pipeline
-        return build(p.steps, p.parameters, p.context.names, {})
+        return self.edits.check()
 
     def refresh(self, *, cells: bool = True) -> None:
         """Redraw from the pipeline (after an edit here or a cell run in the notebook)."""
         with self._lock:
-            graph = self._graph()
+            collected: dict[str, list[str]] = {}
+            graph = self.edits.check(collected)  # one build: the graph and its unknown names
             placed, width, height = positions(self.pipeline.name, graph, self.renderer)
-            unknown = self.edits.unknown()
+            unknown = self.edits.unknown(collected)
             nodes = []
             for name, step in graph.steps.items():
                 at = placed.get(name, {"x": 0.0, "y": 0.0, "w": 120.0, "h": 36.0})
