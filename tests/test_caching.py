@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 import zipfile
 from types import SimpleNamespace
@@ -546,7 +547,7 @@ def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path
     p = chain_of_three(tmp_path)
     p.add_step("Look", "import glob, json, sqlite3\n"  # what another process sees meanwhile
                f"_j = glob.glob({str(tmp_path / 'state' / 'journal' / '*.jsonl')!r})\n"
-               "journaled = [json.loads(l)[0] for l in open(_j[0])]\n"
+               "journaled = [json.loads(l)['run'][0] for l in open(_j[0])]\n"
                f"_db = sqlite3.connect({str(tmp_path / 'state' / 'history.db')!r})\n"
                "committed = [r[0] for r in _db.execute('SELECT step FROM step_runs')]\n"
                "_db.close()\nlooked = z", cache=False)
@@ -615,25 +616,57 @@ def test_the_memoised_key_parts_equal_the_ones_made_afresh(tmp_path):
 def test_a_records_row_is_what_step_row_makes_of_its_fields(tmp_path):
     """`record_row` (the run's fast path) writes the same values as `history.step_row`."""
     from jupyter_pipelines.store.history import step_row
-    from jupyter_pipelines.store.recorder import record_row
+    from jupyter_pipelines.store.rows import record_row
 
     p = Pipeline("rows", home=tmp_path / "state")
     p.add_parameter("t", 2)
-    p.add_step("Make", "x = {'é': [1.5, None]}")
+    p.add_step("Make", "x = {'é': [1.5, None]}\nbig = list(range(200))")
     p.add_step("Check", "x['é'][0] < t", kind="condition", if_steps=["Then"])
     p.add_step("Then", "y = 1", depends_on=["Check"])
     ex = p.start(display=False)
     store = p.workspace.artifacts
+    # a small JSON value keeps its text (`inline`), a file its identity when verified (`seen`)
+    assert ex.steps["Make"].refs["x"].inline is not None and ex.steps["Make"].refs["big"].inline is None
     for record in ex.steps.values():
         fields = {"step": record.name, "kind": record.kind, "status": record.status,
                   "start": record.start, "end": record.end, "attempts": record.attempts,
                   "cache_key": record.cache_key, "key_parts": record.key_parts,
                   "cache_source": record.reused_from,
-                  "outputs": {n: {**r.as_dict(), "seen": store.seen(r)} for n, r in record.refs.items()},
+                  "outputs": {n: r.as_dict() if r.inline is not None
+                              else {**r.as_dict(), "seen": store.seen(r)}
+                              for n, r in record.refs.items()},
                   "metadata": record.metadata or None, "stdout": record.stdout,
                   "stderr": record.stderr, "failure_reason": record.failure_reason,
                   "traceback": record.traceback, "why": record.why}
         assert record_row(record, store) == step_row(fields), record.name
+
+
+def test_a_journal_line_reads_back_as_the_records_row(tmp_path):
+    """`journal_line` (what a run appends as each step ends; the usual line made from pieces,
+    any other through the JSON encoder) reads back (`journal.read`, what a replay after a kill
+    writes) as the very row `record_row` makes: a quiet step, one that prints, a condition
+    (metadata), a failed step and a skipped one."""
+    from jupyter_pipelines.store import journal
+    from jupyter_pipelines.store.rows import journal_line, record_row
+
+    p = Pipeline("lines", home=tmp_path / "state")
+    p.add_step("Make", "x = {'é': [1.5, None]}\nbig = list(range(200))\nname = 'a \"b\"\\n'")
+    p.add_step("Say", "print('hi')\ny = 2")
+    p.add_step("Check", "x['é'][0] < 2", kind="condition", if_steps=["Then"], else_steps=["Skip"])
+    p.add_step("Then", "z = 1 / 0", depends_on=["Check"])
+    p.add_step("Skip", "w = 1", depends_on=["Check"])
+    ex = p.start(display=False)
+    assert {n: r.status for n, r in ex.steps.items()} == {
+        "Make": "Succeeded", "Say": "Succeeded", "Check": "Succeeded", "Then": "Failed",
+        "Skip": "Skipped"}
+    store = p.workspace.artifacts
+    path = tmp_path / "one.jsonl"
+    for record in ex.steps.values():
+        path.write_text(journal_line(record, store) + "\n")
+        rows, end = journal.read(path, 16)
+        assert (rows, end) == ([record_row(record, store)], None), record.name
+    path.write_text(json.dumps(record_row(ex.steps["Say"], store)) + "\n")  # a line of old
+    assert journal.read(path, 16) == ([record_row(ex.steps["Say"], store)], None)
 
 
 def counting(monkeypatch, owner, *names: str) -> dict[str, int]:
@@ -665,16 +698,16 @@ def test_a_step_with_a_new_key_asks_the_history_nothing(tmp_path, monkeypatch):
     each step ran from the latest execution's runs, read at once."""
     from jupyter_pipelines.store.history import History
 
-    calls = counting(monkeypatch, History, "cached_run", "last_parts", "run_parts", "stored_keys")
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "latest_runs", "stored_keys")
     first = wide(tmp_path).start(display=False)
     assert set(statuses(first).values()) == {"Succeeded"}
-    assert calls == {"cached_run": 0, "last_parts": 0, "run_parts": 0, "stored_keys": 1}
+    assert calls == {"cached_run": 0, "last_parts": 0, "latest_runs": 1, "stored_keys": 1}
     assert {r.why for r in first.steps.values()} == {"it had not run before"}
 
     calls.update(dict.fromkeys(calls, 0))
     changed = wide(tmp_path).start({"n": 2}, display=False)
     assert set(statuses(changed).values()) == {"Succeeded"}
-    assert calls == {"cached_run": 0, "last_parts": 0, "run_parts": 1, "stored_keys": 1}
+    assert calls == {"cached_run": 0, "last_parts": 0, "latest_runs": 1, "stored_keys": 1}
     whys = {n: r.why for n, r in changed.steps.items()}
     assert whys.pop("Total") == "its inputs (an upstream step's output) changed since its last run"
     assert set(whys.values()) == {"a parameter it reads changed since its last run"}
@@ -694,12 +727,12 @@ def test_a_large_history_is_asked_a_step_at_a_time_with_the_same_outcome(tmp_pat
     from jupyter_pipelines.store.workspace import Workspace
 
     monkeypatch.setattr(Recorder, "_small", property(lambda self: 0))
-    calls = counting(monkeypatch, History, "cached_run", "last_parts", "run_parts")
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "latest_runs")
     first = wide(tmp_path, steps=3).start(display=False)
     assert set(statuses(first).values()) == {"Succeeded"} and calls["cached_run"] == 0  # first run
     Workspace._open.cache_clear()  # as a new process would: the history is too big to read
     changed = wide(tmp_path, steps=3).start({"n": 2}, display=False)
-    assert calls == {"cached_run": 4, "last_parts": 0, "run_parts": 1}
+    assert calls == {"cached_run": 4, "last_parts": 0, "latest_runs": 2}
     assert changed.steps["S0"].why == "a parameter it reads changed since its last run"
     again = wide(tmp_path, steps=3).start({"n": 1}, display=False)
     assert set(statuses(again).values()) == {"Cached"}
@@ -716,8 +749,9 @@ def test_a_result_stored_by_another_pipeline_is_found_by_a_first_run(tmp_path):
 
 
 def test_the_stored_keys_are_read_once_then_only_the_rows_added_since(tmp_path, monkeypatch):
-    """A process reads the history's keys once; each later run reads only the rows added since,
-    and a row still Executing when read is read again once it finished (its key comes then)."""
+    """A process reads the history's keys once; each later run reads only the rows added since
+    by others (the rows it committed itself it knows already), and a row still Executing when
+    read is read again once it finished (its key comes then)."""
     from jupyter_pipelines.store.history import History
 
     p = wide(tmp_path, steps=2)
@@ -734,9 +768,14 @@ def test_the_stored_keys_are_read_once_then_only_the_rows_added_since(tmp_path, 
         return rows
 
     monkeypatch.setattr(History, "_rows", spy)
-    wide(tmp_path, steps=2).start({"n": 2}, display=False)  # 3 new rows since the first read
+    wide(tmp_path, steps=2).start({"n": 2}, display=False)  # 3 new rows, committed here
     history.settle()
-    assert read[-1] == 3
+    assert read[-1] == 0
+    with sqlite3.connect(history.path) as other:  # another process's finished step
+        other.execute("INSERT INTO step_runs (execution_id, step, kind, status, cache_key) "
+                      "VALUES ('another', 'Quick', 'processing', 'Succeeded', 'k-quick')")
+    other.close()
+    assert "k-quick" in history.stored_keys(limit=10**6) and read[-1] == 1
     with history._tx() as db:  # another process's step, still running: no key yet
         db.execute("INSERT INTO step_runs (execution_id, step, kind, status) VALUES "
                    "('other', 'Slow', 'processing', 'Executing')")

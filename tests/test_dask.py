@@ -244,7 +244,9 @@ def test_the_magic_and_the_cli_run_on_dask(ip, tmp_path):
     assert run_cell(ip, "%pipeline run").steps["Total"].status == "Cached"
     assert ip.user_ns["xs"] == [1, 2, 3]  # in the kernel: the values, as always
 
-    nb = write_notebook(tmp_path / "nb.ipynb", ["%%step Make\nxs = [1, 2]", "%%step Total\ntotal = sum(xs)"])
+    # outputs over INLINE_LIMIT, so that each has a file (a small JSON value is kept inline)
+    nb = write_notebook(tmp_path / "nb.ipynb", ["%%step Make\nxs = list(range(300))",
+                                                "%%step Total\ntotal = [x * 2 for x in xs]"])
     shared = tmp_path / "shared-store"  # a store of its own, as a cluster's workers would share
     os.environ["JUPYTER_PIPELINES_STORE"] = str(shared)
     try:

@@ -8,9 +8,12 @@ downstream), and nothing stored is lost (the run ends Succeeded, no row stays Ex
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from jupyter_pipelines.source import Context
 from jupyter_pipelines.store import ArtifactStore
 
 from .conftest import run_cell
+from .test_cli import cli
 
 CONTEXT = """
 import numpy as np
@@ -37,17 +41,20 @@ class Box:
 OUTPUTS = {  # output -> (format, how to damage it)
     "n": "json", "frame": "parquet", "array": "npy", "model": "pickle", "box": "pickle",
 }
+# `n` is a JSON value too large to be kept inline in the history (`INLINE_LIMIT`): it has a file
+# to damage. Small JSON values have none; their faults are the history's (see the end).
+N = [12345] * 100
 
 
 def pipeline(home: Path, store: str | None = None) -> Pipeline:
     p = Pipeline("faults", home=home, store=store)
     p.context = Context.from_cells([CONTEXT])
-    p.add_step("Make", "n = 12345\n"
+    p.add_step("Make", "n = [12345] * 100\n"
                        "frame = pd.DataFrame({'a': np.arange(2000.0), 'b': np.arange(2000) % 7})\n"
                        "array = np.arange(1000.0)\n"
                        "model = LinearRegression().fit(frame[['a']], frame['b'])\n"
                        "box = Box(41)\n")
-    p.add_step("Use", "total = n + float(frame['a'].sum()) + float(array.sum()) + box.v\n"
+    p.add_step("Use", "total = n[0] + float(frame['a'].sum()) + float(array.sum()) + box.v\n"
                       "coef = float(model.coef_[0])")
     return p
 
@@ -168,10 +175,10 @@ def test_a_change_after_the_file_was_verified_is_still_caught(made):
     """The store remembers files it verified by identity; any write changes the ctime."""
     p, ex = made
     recorded = p.load_execution(ex.id)
-    assert recorded.result("Make", "n") == 12345  # verified and remembered
+    assert recorded.result("Make", "n") == N  # verified and remembered
     path = artifact_path(p, ex, "Make", "n")
     stat = path.stat()
-    path.write_bytes(b"12346")  # same size...
+    path.write_bytes(path.read_bytes().replace(b"12345", b"12346"))  # same size...
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ...and the old mtime put back
     with pytest.raises(ArtifactCorrupted):
         p.load_execution(ex.id).result("Make", "n")
@@ -186,16 +193,17 @@ def test_corruption_in_an_fsspec_store_is_caught(tmp_path):
     with pytest.raises(ArtifactCorrupted, match=ref.digest):
         p.load_execution(ex.id).result("Make", "n")
     again = pipeline(tmp_path / "state", store=url).start(display=False)
-    assert again.steps["Make"].status == "Succeeded" and again.result("Make", "n") == 12345
+    assert again.steps["Make"].status == "Succeeded" and again.result("Make", "n") == N
 
 
 def test_storing_the_same_content_again_repairs_a_corrupt_copy(tmp_path):
     store = ArtifactStore(tmp_path / "store")
-    ref = store.put({"a": 1})
+    value = {"a": list(range(100))}  # large enough to have a file (`INLINE_LIMIT`)
+    ref = store.put(value)
     Path(store.path(ref)).write_bytes(b'{"a": 2}')
     assert store.check(ref) == "corrupt"
-    assert store.put({"a": 1}) == ref
-    assert store.check(ref) is None and store.get(ref) == {"a": 1}
+    assert store.put(value) == ref
+    assert store.check(ref) is None and store.get(ref) == value
 
 
 def test_retry_reruns_a_succeeded_step_whose_output_is_damaged(tmp_path):
@@ -226,8 +234,8 @@ def test_a_partial_run_names_a_damaged_upstream(made):
 
 def test_magic_run_after_corruption_recomputes_and_says_why(ip, capsys):
     run_cell(ip, CONTEXT)
-    run_cell(ip, "%%step Make\nn = 12345")
-    run_cell(ip, "%%step Use\ntotal = n + 1")
+    run_cell(ip, "%%step Make\nn = [12345] * 100")  # a file (not inline) to corrupt
+    run_cell(ip, "%%step Use\ntotal = n[0] + 1")
     first = run_cell(ip, "%pipeline run")
     store = ip.user_ns  # noqa: F841 - the namespace holds the bound outputs
     from jupyter_pipelines import current
@@ -244,7 +252,7 @@ def test_magic_run_after_corruption_recomputes_and_says_why(ip, capsys):
 
 
 def test_magic_result_of_a_corrupt_output_is_one_clear_error(ip):
-    run_cell(ip, "%%step Make\nn = 12345")
+    run_cell(ip, "%%step Make\nn = [12345] * 100")
     first = run_cell(ip, "%pipeline run")
     from jupyter_pipelines import current
 
@@ -257,7 +265,7 @@ def test_magic_result_of_a_corrupt_output_is_one_clear_error(ip):
 
 
 def test_magic_doctor_reports_and_repairs(ip, capsys):
-    run_cell(ip, "%%step Make\nn = 12345")
+    run_cell(ip, "%%step Make\nn = [12345] * 100")
     first = run_cell(ip, "%pipeline run")
     from jupyter_pipelines import current
 
@@ -308,7 +316,7 @@ def test_doctor_leaves_a_young_staged_file_and_repairs_an_old_one(made):
 def test_values_of_every_format_round_trip_when_intact(made):
     p, ex = made
     recorded = p.load_execution(ex.id)
-    assert recorded.result("Make", "n") == 12345
+    assert recorded.result("Make", "n") == N
     assert isinstance(recorded.result("Make", "frame"), pd.DataFrame)
     assert np.array_equal(recorded.result("Make", "array"), np.arange(1000.0))
     assert recorded.result("Make", "box").v == 41
@@ -328,7 +336,7 @@ def test_a_new_process_hashes_only_what_changed(made, monkeypatch):
                         lambda fmt, chunks: hashed.append(fmt) or real(fmt, chunks))
     fresh = Workspace(p.state_dir)  # not the cached one: nothing verified in memory
     recorded = fresh.load(fresh.find(ex.id))
-    assert recorded.result("Make", "n") == 12345 and hashed == []
+    assert recorded.result("Make", "n") == N and hashed == []
     artifact_path(p, ex, "Make", "array").write_bytes(b"\x93NUMPY junk")
     with pytest.raises(ArtifactCorrupted):
         Workspace(p.state_dir).load(fresh.find(ex.id)).result("Make", "array")
@@ -371,3 +379,98 @@ def test_an_input_damaged_after_the_lookup_fails_only_its_reader(made, tmp_path,
     reason = again.steps["Use"].failure_reason
     assert reason.startswith("Step `Use` could not read its inputs: Stored output `frame`")
     check_no_row_executing(p2)
+
+
+# -- a small value kept in the history ---------------------------------------------------------------
+
+def tamper_inline(home: Path, step: str, output: str, text: str) -> str:
+    """Replace the text the history keeps of a small output (as a hand edit of history.db
+    would): the digest beside it is left as it was. Returns the text it had."""
+    with closing(sqlite3.connect(home / "history.db")) as db, db:
+        rows = db.execute("SELECT rowid, outputs FROM step_runs WHERE step = ? AND outputs IS NOT "
+                          "NULL", (step,)).fetchall()
+        assert rows
+        for rowid, outputs in rows:
+            doc = json.loads(outputs)
+            assert "seen" not in doc[output], "a small value has no file whose identity to keep"
+            was, doc[output]["inline"] = doc[output]["inline"], text
+            db.execute("UPDATE step_runs SET outputs = ? WHERE rowid = ?", (json.dumps(doc), rowid))
+    return was
+
+
+def small(home: Path) -> Pipeline:
+    p = Pipeline("inline", home=home)
+    p.add_step("Make", "score = 0.75")
+    p.add_step("Use", "passed = score > 0.5")
+    return p
+
+
+def test_a_small_value_changed_in_the_history_is_never_returned_and_is_a_cache_miss(tmp_path):
+    """A small JSON output has no file: its text is kept in its run's row in history.db and
+    checked against the digest beside it, like a file's bytes. Changed there, it is never
+    returned (the error names the history), the next run treats it as a cache miss and says
+    why, and `doctor` reports it corrupt, moving no file aside when it repairs."""
+    from jupyter_pipelines.store import ArtifactRef
+
+    home = tmp_path / "state"
+    p = small(home)
+    ex = p.start(display=False)
+    ref = ex.steps["Make"].refs["score"]
+    assert ref.inline == "0.75"  # kept inline: no file
+    assert not [f for f in (home / "artifacts").rglob("*") if f.is_file()]
+    p.workspace.history.settle()
+    assert tamper_inline(home, "Make", "score", "0.25") == "0.75"  # another value, same size
+
+    with pytest.raises(ArtifactCorrupted) as info:
+        p.load_execution(ex.id).result("Make", "score")
+    message = str(info.value)
+    assert "`score`" in message and "`Make`" in message and ref.digest in message
+    assert "history" in message
+    with closing(sqlite3.connect(home / "history.db")) as db:
+        (outputs,) = db.execute("SELECT outputs FROM step_runs WHERE step = 'Make'").fetchone()
+    tampered = ArtifactRef.from_dict(json.loads(outputs)["score"])
+    assert tampered.inline == "0.25" and tampered.digest == ref.digest
+    with pytest.raises(ArtifactCorrupted, match="history"):
+        ArtifactStore(home / "artifacts").get(tampered, step="Make", output="score")
+
+    report = cli(["doctor", "--home", home], tmp_path, home)
+    assert report.returncode == 3, report.stdout + report.stderr
+    assert "output `score` of step `Make` is corrupt" in report.stdout
+    assert p.doctor().findings[0].subject == ArtifactStore(home / "artifacts").path(tampered)
+
+    again = small(home).start(display=False)  # a new object: only the history and the store
+    assert again.status == "Succeeded"
+    assert again.steps["Make"].status == "Succeeded"  # ran again instead of reusing 0.25
+    assert "stored output `score` of step Make is corrupt" in again.steps["Make"].why
+    assert again.result("Make", "score") == 0.75 and again.result("Use", "passed") is True
+    assert again.steps["Make"].refs["score"] == ref
+    check_no_row_executing(p)
+    assert p.why("Make").endswith("so it ran again to store it afresh.")
+
+    repaired = p.doctor(repair=True)
+    assert [f.repaired for f in repaired.findings if "marked invalid" in (f.repaired or "")]
+    assert not (home / "artifacts" / ".damaged").exists()  # no file to move aside
+    assert p.doctor().healthy
+
+
+def test_doctor_checks_every_rows_copy_of_a_small_value(tmp_path):
+    """Each row keeps its own copy of a small value: a changed copy in the latest row (the one
+    a run reuses) is corrupt even when an earlier row's copy of the same value is intact."""
+    home = tmp_path / "state"
+    p = small(home)
+    p.start(display=False)
+    assert small(home).start(display=False).steps["Make"].status == "Cached"
+    p.workspace.history.settle()
+    with closing(sqlite3.connect(home / "history.db")) as db, db:
+        rowid, outputs = db.execute("SELECT rowid, outputs FROM step_runs WHERE step = 'Make' "
+                                    "ORDER BY rowid DESC LIMIT 1").fetchone()
+        doc = json.loads(outputs)
+        doc["score"]["inline"] = "0.25"
+        db.execute("UPDATE step_runs SET outputs = ? WHERE rowid = ?", (json.dumps(doc), rowid))
+    assert small(home).start(display=False).steps["Make"].status == "Succeeded"  # a run sees it
+    assert not p.doctor().healthy  # and so does doctor
+    repaired = p.doctor(repair=True)
+    assert repaired.healthy and "1 step run(s) marked invalid" in repaired.to_text()
+    with closing(sqlite3.connect(home / "history.db")) as db:  # only the changed copy's row
+        marked = db.execute("SELECT rowid FROM step_runs WHERE invalid IS NOT NULL").fetchall()
+    assert marked == [(rowid,)]

@@ -505,7 +505,7 @@ def crashed(tmp_path_factory):
     home, marker = root / "state", root / "slow-started"
     nb = write_notebook(root / "crash.ipynb", [
         "import os\nimport pathlib\nimport time",
-        "%%step First\nrows = list(range(5))",
+        "%%step First\nrows = list(range(300))",  # over INLINE_LIMIT: an artifact file
         f"%%step Slow\npathlib.Path({str(marker)!r}).touch()\n"
         "if os.environ.get('SKIP_SLOW') != '1':\n    time.sleep(60)\ntotal = sum(rows)",
         "%%step After\ndouble = total * 2",
@@ -550,7 +550,8 @@ def test_a_killed_run_leaves_a_consistent_history_and_store(crashed):
         assert first["status"] == "Succeeded"
         store = ArtifactStore(home / "artifacts")
         ref = ArtifactRef.from_dict(first["outputs"]["rows"])
-        assert ref in store and store.get(ref) == [0, 1, 2, 3, 4]
+        assert ref.inline is None and f"artifacts/{ref.key}" in artifacts
+        assert ref in store and store.get(ref) == list(range(300))
         assert "After" not in runs
     finally:
         history.close()

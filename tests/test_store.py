@@ -35,6 +35,7 @@ from jupyter_pipelines.store import (
     open_backend,
 )
 from jupyter_pipelines.store import backends as backends_mod
+from jupyter_pipelines.store.artifacts import INLINE_LIMIT
 from jupyter_pipelines.store.serialize import decode, encode, encode_model
 
 LOCATIONS = ["folder", "file-url", "memory-url"]
@@ -292,6 +293,9 @@ CASES = {
     "json-float": (lambda: 0.1, "json"),
     "json-bool": (lambda: True, "json"),
     "json-none": (lambda: None, "json"),
+    "json-list-large": (lambda: list(range(200)), "json"),  # over INLINE_LIMIT: a file
+    "json-dict-large": (lambda: {"a": list(range(100)), "b": "é" * 50}, "json"),
+    "json-str-large": (lambda: "héllo ✓ " * 40, "json"),
     "sklearn": (_model, "pickle"),  # digest-checked on read; skops only in the registry
     "tuple": (lambda: (1, "a", 2.5), "pickle"),
     "dict-int-keys": (lambda: {1: "a", 2: "b"}, "pickle"),
@@ -299,6 +303,11 @@ CASES = {
     "nan-float": (lambda: float("inf"), "pickle"),
     "object-array": (lambda: np.array([1, "a", None], dtype=object), "pickle"),
 }
+
+
+# Small JSON values (at most INLINE_LIMIT bytes) get no file: the ref holds their text.
+INLINE_CASES = {"json-dict", "json-list", "json-str", "json-int", "json-float", "json-bool",
+                "json-none"}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -309,7 +318,14 @@ def test_put_get_round_trip_and_format(store, case):
     assert ref.format == fmt
     assert ref.type == f"{type(value).__module__}.{type(value).__qualname__}"
     assert ref in store
-    assert ref.size == len(store.backend[ref.key])
+    if case in INLINE_CASES:
+        assert ref.inline is not None and len(ref.inline.encode()) == ref.size <= INLINE_LIMIT
+        assert ref.key not in store.backend and len(store.backend) == 0  # no file
+        assert store.seen(ref) is None
+    else:
+        assert ref.inline is None
+        assert ref.size == len(store.backend[ref.key])
+        assert ref.format != "json" or ref.size > INLINE_LIMIT
     _same(store.get(ref), value)
     _same(ArtifactStore(store.location).get(ref), value)  # a fresh store at the same place
 
@@ -322,13 +338,22 @@ def test_frame_with_int_columns_keeps_them_exactly(store):
 
 
 def test_ref_shape(store):
-    ref = store.put({"a": 1})
+    ref = store.put({"a": list(range(100))})  # over INLINE_LIMIT: a file
     assert re.fullmatch(r"[0-9a-f]{64}", ref.digest)
     assert ref.key == f"{ref.digest[:2]}/{ref.digest}"
     assert ref.key in store.backend
     data = store.backend[ref.key]
     assert ref.digest == hashlib.sha256(ref.format.encode() + b"\0" + data).hexdigest()
+    assert ref.inline is None and "inline" not in ref.as_dict()
     assert ArtifactRef.from_dict(json.loads(json.dumps(ref.as_dict()))) == ref
+
+    small = store.put({"a": 1})  # kept inline: its text in the ref, the same digest a file has
+    assert re.fullmatch(r"[0-9a-f]{64}", small.digest)
+    assert small.inline == '{"a": 1}' and small.size == len(small.inline)
+    assert small.digest == hashlib.sha256(b"json\0" + small.inline.encode()).hexdigest()
+    assert small.key not in store.backend and list(store.backend) == [ref.key]
+    assert small.as_dict()["inline"] == small.inline
+    assert ArtifactRef.from_dict(json.loads(json.dumps(small.as_dict()))) == small
 
 
 class _CountingBackend(MutableMapping):
@@ -355,15 +380,16 @@ class _CountingBackend(MutableMapping):
         return key in self.inner
 
 
-@pytest.mark.parametrize("case", ["frame", "series-named", "ndarray-float-2d", "json-dict", "tuple",
-                                  "frame-int-columns"])
+@pytest.mark.parametrize("case", ["frame", "series-named", "ndarray-float-2d", "json-dict",
+                                  "json-dict-large", "tuple", "frame-int-columns"])
 def test_equal_values_are_stored_once(store, case):
     factory = CASES[case][0]
     store.backend = counting = _CountingBackend(store.backend)
     first, second = store.put(factory()), store.put(factory())
     assert first == second
-    assert counting.writes == 1
-    assert len(store.backend) == 1
+    files = 0 if case in INLINE_CASES else 1  # a small JSON value is never written
+    assert counting.writes == files
+    assert len(store.backend) == files
 
 
 def test_equal_models_are_stored_once(folder_store):
@@ -374,10 +400,14 @@ def test_equal_models_are_stored_once(folder_store):
 
 
 def test_different_values_have_different_digests(store):
+    big = list(range(200))  # JSON over INLINE_LIMIT: files
     refs = [store.put(v) for v in ([1, 2], [1, 3], (1, 2), "[1, 2]", np.array([1, 2]),
-                                   pd.Series([1, 2]), pd.DataFrame({"a": [1, 2]}))]
+                                   pd.Series([1, 2]), pd.DataFrame({"a": [1, 2]}), big, big + [1],
+                                   json.dumps(big))]
     assert len({r.digest for r in refs}) == len(refs)
-    assert len(store.backend) == len(refs)
+    inline = [r for r in refs if r.inline is not None]
+    assert [r.inline for r in inline] == ["[1, 2]", "[1, 3]", '"[1, 2]"']
+    assert len(store.backend) == len(refs) - len(inline)
 
 
 def test_missing_artifact_names_digest_type_and_location(store):
@@ -551,6 +581,9 @@ def _assert_outputs_stored(ex, store: ArtifactStore):
         for name, ref in refs.items():
             assert ref in store
             _same(store.get(ref), ex.result(step, name))
+            # small JSON values (meta, total) are kept inline, the rest in files
+            assert (ref.inline is not None) == (name in ("meta", "total")), name
+            assert (ref.key in store.backend) == (ref.inline is None), name
     assert {r.format for r in ex.steps["Make"].refs.values()} == {"parquet", "npy", "json"}
     assert ex.steps["Use"].refs["shape"].format == "pickle"  # a tuple
 
@@ -559,7 +592,8 @@ def test_artifacts_default_under_home(tmp_path):
     ex = _two_step_pipeline(tmp_path).start()
     _assert_outputs_stored(ex, ArtifactStore(tmp_path / "artifacts"))
     on_disk = {p.name for p in (tmp_path / "artifacts").rglob("*") if p.is_file()}
-    assert on_disk == {r.digest for rec in ex.steps.values() for r in rec.refs.values()}
+    files = {r.digest for rec in ex.steps.values() for r in rec.refs.values() if r.inline is None}
+    assert len(files) == 3 and on_disk == files  # frame, arr, shape; meta and total are inline
 
 
 class _RemoteHandle:
@@ -604,7 +638,7 @@ def test_artifacts_go_to_the_chosen_store(tmp_path, kind):
         ex = p.start()
         store = ArtifactStore(where)
         _assert_outputs_stored(ex, store)
-        assert len(store.backend) == 5
+        assert len(store.backend) == 3  # frame, arr, shape: meta and total are inline
         default = tmp_path / "artifacts"
         assert not default.exists() or not [q for q in default.rglob("*") if q.is_file()]
         # a reloaded execution reads its outputs back from that store
@@ -725,12 +759,13 @@ def test_store_put_after_a_crashed_write_stores_the_value(tmp_path, monkeypatch)
 
     with monkeypatch.context() as m:
         m.setattr(backends_mod.os, "replace", boom)
+        value = {"a": list(range(100))}  # over INLINE_LIMIT: written to a file
         with pytest.raises(StateError, match="power cut") as info:  # an OSError, said in words
-            store.put({"a": 1})
+            store.put(value)
         assert store.location in str(info.value)
     assert len(store.backend) == 0
-    ref = store.put({"a": 1})  # the half-written temp file does not count as stored
-    assert store.get(ref) == {"a": 1}
+    ref = store.put(value)  # the half-written temp file does not count as stored
+    assert store.get(ref) == value
     assert list(store.backend) == [ref.key]
 
 
@@ -801,3 +836,158 @@ def test_plain_loads_is_json_loads(text):
             plain_loads(text)
     else:
         assert plain_loads(text) == expected
+
+
+# =================================================================================================
+# 6. Small JSON values, kept inline in the history (no file)
+# =================================================================================================
+def _files(folder: Path) -> list[Path]:
+    return [f for f in folder.rglob("*") if f.is_file()] if folder.exists() else []
+
+
+def _metrics(home: Path) -> Pipeline:
+    p = Pipeline("metrics", home=home)
+    p.add_step("Train", "score = 0.875\nepochs = 12\nreport = {'name': 'baseline', 'ok': True}")
+    p.add_step("Check", "passed = score > 0.5 and report['ok']")
+    return p
+
+
+SMALL = {("Train", "score"): 0.875, ("Train", "epochs"): 12,
+         ("Train", "report"): {"name": "baseline", "ok": True}, ("Check", "passed"): True}
+
+
+def _outputs_of(home: Path, execution_id: str) -> dict[str, dict]:
+    """step -> the outputs JSON of its row in history.db, as stored."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(home / "history.db")) as db:
+        rows = db.execute("SELECT step, outputs FROM step_runs WHERE execution_id = ?",
+                          (execution_id,)).fetchall()
+    return {step: json.loads(outputs) for step, outputs in rows}
+
+
+def test_small_outputs_have_no_file_and_round_trip_through_a_cached_run(tmp_path):
+    """A metric, a count, a short dict: no file in the store; the history row keeps each
+    one's text (``inline``); a new Pipeline on the same home reuses them (Cached) and reads
+    them back equal, with their types, from the history alone."""
+    home = tmp_path / "state"
+    p = _metrics(home)
+    ex = p.start(display=False)
+    assert ex.status == "Succeeded", ex.failure_reason
+    for (step, name), value in SMALL.items():
+        ref = ex.steps[step].refs[name]
+        assert ref.format == "json" and ref.inline == json.dumps(value), name
+        assert ex.result(step, name) == value
+    assert _files(home / "artifacts") == []  # not one file for four outputs
+
+    p.workspace.history.settle()  # the run's rows are committed after start() returns
+    rows = _outputs_of(home, ex.id)
+    for (step, name), value in SMALL.items():
+        doc = rows[step][name]
+        assert doc["inline"] == json.dumps(value) and "seen" not in doc
+        assert doc["digest"] == ex.steps[step].refs[name].digest
+
+    again = _metrics(home).start(display=False)  # a new object: only what is stored
+    assert {s: r.status for s, r in again.steps.items()} == {"Train": "Cached", "Check": "Cached"}
+    for (step, name), value in SMALL.items():
+        back = again.result(step, name)
+        assert back == value and type(back) is type(value), name
+        assert again.steps[step].refs[name] == ex.steps[step].refs[name]
+    loaded = _metrics(home).load_execution(ex.id)  # as after a restart
+    assert {(s, n): loaded.result(s, n) for s, n in SMALL} == SMALL
+    assert _files(home / "artifacts") == []
+    assert _metrics(home).doctor().healthy
+
+
+def test_a_small_value_has_the_digest_a_file_of_its_bytes_has(store):
+    """The cache key does not depend on where the bytes are: an inline value's digest is
+    the one a file of the same bytes is stored (and was stored before) under."""
+    from jupyter_pipelines.store.artifacts import content_digest
+
+    for value in (0.875, 12, True, None, "héllo", [1, 2.5, None], {"a": {"b": [1]}}):
+        ref = store.put(value)
+        fmt, data = encode(value)
+        assert ref.inline is not None and ref.inline.encode() == data
+        assert ref.digest == content_digest("json", [data]) == content_digest(fmt, [data])
+        # the same bytes as a file (as stored before values were kept inline): same digest, and
+        # the file's ref reads back the same value
+        store.backend[ref.key] = data
+        as_file = ArtifactRef(ref.digest, ref.format, ref.size, ref.type)
+        assert as_file.digest == ref.digest and store.check(as_file) is None
+        assert store.get(as_file) == store.get(ref) == value
+
+
+def test_an_output_stored_as_a_file_before_is_reused_with_the_same_cache_key(tmp_path):
+    """A history written before small values were kept inline has files for them (and
+    ``seen`` in its rows): a run now reuses those runs, and its steps' cache keys are the
+    ones they had."""
+    import sqlite3
+    from contextlib import closing
+
+    home = tmp_path / "state"
+    p = _metrics(home)
+    first = p.start(display=False)
+    p.workspace.history.settle()
+    store = ArtifactStore(home / "artifacts")
+    with closing(sqlite3.connect(home / "history.db")) as db, db:  # as an older version wrote it
+        rows = db.execute("SELECT rowid, outputs FROM step_runs WHERE outputs IS NOT NULL").fetchall()
+        for rowid, outputs in rows:
+            doc = json.loads(outputs)
+            for entry in doc.values():
+                text = entry.pop("inline")
+                store.backend[f"{entry['digest'][:2]}/{entry['digest']}"] = text.encode()
+                entry["seen"] = None
+            db.execute("UPDATE step_runs SET outputs = ? WHERE rowid = ?", (json.dumps(doc), rowid))
+    assert len(_files(home / "artifacts")) == len(SMALL)
+
+    again = _metrics(home).start(display=False)
+    assert {s: r.status for s, r in again.steps.items()} == {"Train": "Cached", "Check": "Cached"}
+    for step in ("Train", "Check"):
+        assert again.steps[step].cache_key == first.steps[step].cache_key
+    for (step, name), value in SMALL.items():
+        ref = again.steps[step].refs[name]
+        assert ref.digest == first.steps[step].refs[name].digest and ref.inline is None
+        assert again.result(step, name) == value
+    assert _metrics(home).doctor().healthy
+
+
+@pytest.mark.parametrize(("value", "inline"), [
+    ("x" * (INLINE_LIMIT - 2), True),    # '"xx...x"': exactly INLINE_LIMIT bytes
+    ("x" * (INLINE_LIMIT - 1), False),   # one byte over
+    (list(range(66)), True),             # 254 bytes of JSON
+    (list(range(67)), False),            # 258
+    ("é" * 42, True),                    # JSON escapes it: 254 bytes for 42 characters
+    ("é" * 43, False),                   # 260 bytes: the limit counts bytes, not characters
+], ids=["str-at-limit", "str-over", "list-under", "list-over", "escaped-under", "escaped-over"])
+def test_a_value_over_the_inline_limit_gets_a_file(store, value, inline):
+    ref = store.put(value)
+    assert ref.size == len(encode(value)[1])
+    assert (ref.size <= INLINE_LIMIT) is inline
+    if inline:
+        assert ref.inline is not None and list(store.backend) == []
+    else:
+        assert ref.inline is None and list(store.backend) == [ref.key]
+        assert len(store.backend[ref.key]) == ref.size
+    assert store.get(ref) == value
+    assert ArtifactStore(store.location).get(ref) == value  # a fresh store at the same place
+
+
+def test_a_step_output_just_over_the_inline_limit_is_a_file(tmp_path):
+    home = tmp_path / "state"
+    p = Pipeline("limit", home=home)
+    p.add_step("Make", f"at = 'x' * {INLINE_LIMIT - 2}\nover = 'x' * {INLINE_LIMIT - 1}")
+    ex = p.start(display=False)
+    at, over = ex.steps["Make"].refs["at"], ex.steps["Make"].refs["over"]
+    assert at.inline is not None and over.inline is None
+    assert [f.name for f in _files(home / "artifacts")] == [over.digest]
+    assert (home / "artifacts" / over.key).stat().st_size == over.size == INLINE_LIMIT + 1
+    p.workspace.history.settle()
+    rows = _outputs_of(home, ex.id)["Make"]
+    assert "inline" in rows["at"] and "inline" not in rows["over"] and "seen" in rows["over"]
+    again = Pipeline("limit", home=home)
+    again.add_step("Make", f"at = 'x' * {INLINE_LIMIT - 2}\nover = 'x' * {INLINE_LIMIT - 1}")
+    cached = again.start(display=False)
+    assert cached.steps["Make"].status == "Cached"
+    assert cached.result("Make", "over") == "x" * (INLINE_LIMIT - 1)
+    assert cached.result("Make", "at") == "x" * (INLINE_LIMIT - 2)

@@ -13,6 +13,13 @@ changes. The history keeps each output's identity beside its digest (``seen``), 
 process does not hash again what has not changed. Any write to the file changes its ctime,
 which no user tool can set back, so an edit is always caught; damage that changes no metadata
 (failing media) is what ``doctor`` finds, as it re-hashes everything.
+
+Small JSON values (at most `INLINE_LIMIT` bytes: a count, a metric, a flag, a short string or
+list) get no file: their bytes travel in the reference (``inline``), which the history keeps
+beside the digest. A file would cost more than the value (a stat to find it, an inode to keep
+it), and a metric is what a condition step reads. They are checked like files: against the
+digest, on every read; the digest is the same a file of those bytes would have, so a cache
+key does not depend on where the bytes are.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from .serialize import SerializationError, decode, encode
 
 _PARALLEL = 1 << 20  # bytes from which hashing runs beside the write
 _CHUNK = 1 << 20     # bytes hashed at a time when checking a file without loading it
+INLINE_LIMIT = 256   # bytes of JSON from which an output gets a file of its own
 
 
 class _StorageKey:
@@ -52,15 +60,19 @@ class ArtifactRef:
     format: str
     size: int
     type: str     # the Python type, for display
+    inline: str | None = None  # a small JSON value's text: it has no file (`INLINE_LIMIT`)
 
     key = _StorageKey()
 
     def as_dict(self) -> dict:
-        return {"digest": self.digest, "format": self.format, "size": self.size, "type": self.type}
+        doc = {"digest": self.digest, "format": self.format, "size": self.size, "type": self.type}
+        if self.inline is not None:
+            doc["inline"] = self.inline
+        return doc
 
     @classmethod
-    def from_dict(cls, doc: dict) -> ArtifactRef:
-        return cls(doc["digest"], doc["format"], doc["size"], doc["type"])  # "seen" is the file's
+    def from_dict(cls, doc: dict) -> ArtifactRef:  # "seen" is the file's
+        return cls(doc["digest"], doc["format"], doc["size"], doc["type"], doc.get("inline"))
 
 
 def content_digest(fmt: str, chunks) -> str:
@@ -91,6 +103,9 @@ class ArtifactStore:
                                      "DataFrame, array, JSON value or a picklable object, or keep "
                                      f"it private (`_{name}`) so it is not an output.") from None
         kind = type(value)
+        if fmt == "json" and len(data) <= INLINE_LIMIT:  # no file: the reference holds it
+            return ArtifactRef(hashlib.sha256(b"json\0" + data).hexdigest(), fmt, len(data),
+                               f"{kind.__module__}.{kind.__qualname__}", data.decode())
         try:
             return self._write(data, fmt, f"{kind.__module__}.{kind.__qualname__}")
         except OSError as exc:
@@ -130,6 +145,10 @@ class ArtifactStore:
     def get(self, ref: ArtifactRef, *, step: str | None = None, output: str | None = None) -> Any:
         """The stored value, only if its bytes still hash to ``ref.digest``; ``step`` and
         ``output`` name it in errors."""
+        if ref.inline is not None:
+            if self.check(ref):
+                raise self.corrupted(ref, step, output)
+            return decode(ref.format, ref.inline.encode())
         before = self._identity(ref.key)
         try:
             data = self.backend[ref.key]
@@ -154,6 +173,9 @@ class ArtifactStore:
     def check(self, ref: ArtifactRef) -> str | None:
         """None if the artifact is stored intact; else ``"missing"`` or ``"corrupt"``. Streams
         the bytes (never holds a whole file) and skips files verified since they last changed."""
+        if ref.inline is not None:  # the history's copy of a small value: hashed, never stat'ed
+            return None if content_digest(ref.format, [ref.inline.encode()]) == ref.digest \
+                else "corrupt"
         key = ref.key
         before = self._stat(key) if self._stat is not None else None
         if before is not None and before == self._verified.get(key):
@@ -171,6 +193,8 @@ class ArtifactStore:
 
     def seen(self, ref: ArtifactRef) -> list | None:
         """The identity of the file when its bytes last matched (for the history to keep)."""
+        if ref.inline is not None:
+            return None
         identity = self._verified.get(ref.key)
         return list(identity) if identity is not None else None
 
@@ -186,6 +210,8 @@ class ArtifactStore:
 
     def path(self, ref: ArtifactRef) -> str:
         """Where the artifact's bytes are (a file path or URL), for messages."""
+        if ref.inline is not None:
+            return f"the history's copy of the small value {ref.digest[:12]}"
         return f"{self.location.rstrip('/')}/{ref.key}"
 
     def missing(self, ref: ArtifactRef, step: str | None = None, output: str | None = None):
@@ -198,10 +224,9 @@ class ArtifactStore:
     def corrupted(self, ref: ArtifactRef, step: str | None = None, output: str | None = None):
         return ArtifactCorrupted(
             f"{_what(ref, step, output)} is corrupt: the bytes of {self.path(ref)} no longer match "
-            f"the SHA-256 digest {ref.digest} they were stored under (the file was changed after "
-            f"it was written), so it is not returned. Re-run {_rerun(step)} to store it again: a "
-            "run treats a corrupt output as a cache miss. `jupyter-pipelines doctor` checks the "
-            "whole state folder."
+            f"the SHA-256 digest {ref.digest} they were stored under ({_changed(ref)}), so it is "
+            f"not returned. Re-run {_rerun(step)} to store it again: a run treats a corrupt output "
+            "as a cache miss. `jupyter-pipelines doctor` checks the whole state folder."
         )
 
     def _identity(self, key: str) -> tuple | None:
@@ -222,7 +247,7 @@ class ArtifactStore:
                 yield chunk
 
     def __contains__(self, ref: ArtifactRef) -> bool:
-        return ref.key in self.backend
+        return ref.inline is not None or ref.key in self.backend
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.location!r})"
@@ -255,6 +280,11 @@ def _what(ref: ArtifactRef, step: str | None, output: str | None) -> str:
     if step:
         return f"A stored output ({ref.type}) of step `{step}`"
     return f"Artifact {ref.digest[:12]} ({ref.type})"
+
+
+def _changed(ref: ArtifactRef) -> str:
+    return ("the history database was changed after it was written" if ref.inline is not None
+            else "the file was changed after it was written")
 
 
 def _rerun(step: str | None) -> str:

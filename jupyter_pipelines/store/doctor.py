@@ -141,11 +141,13 @@ def _check_history(folder: Path, store: str | None, report: Report, progress) ->
                             "('Succeeded', 'Cached') AND outputs IS NOT NULL" + valid).fetchall()
         executing = conn.execute("SELECT id, pid, host FROM executions WHERE status = 'Executing'"
                                  ).fetchall()
-    refs: dict[str, tuple[ArtifactRef, str, str]] = {}  # digest -> (ref, step, output)
+    # (digest, inline text) -> (ref, step, output): a file is checked once, and so is each
+    # distinct copy of a small value (every row keeps its own)
+    refs: dict[tuple[str, str | None], tuple[ArtifactRef, str, str]] = {}
     for _execution, step, outputs in runs:
         for name, doc in json.loads(outputs).items():
             ref = ArtifactRef.from_dict(doc)
-            refs.setdefault(ref.digest, (ref, step, name))
+            refs.setdefault((ref.digest, ref.inline), (ref, step, name))
     report.checked["executions left Executing"] = len(executing)
     report.checked["artifacts"] = len(refs)
     artifacts = ArtifactStore(store or folder / "artifacts")
@@ -166,8 +168,8 @@ def _check_history(folder: Path, store: str | None, report: Report, progress) ->
                           f"{problem} (digest {ref.digest}).")
         if history is not None:
             reason = f"stored output `{name}` of step {step} is {problem}"
-            marked = history.mark_invalid(ref.digest, reason)
-            moved = _move_aside(artifacts, ref) if problem == "corrupt" else ""
+            marked = history.mark_invalid(ref.digest, reason, inline=ref.inline)
+            moved = _move_aside(artifacts, ref) if problem == "corrupt" and ref.inline is None else ""
             finding.repaired = f"{marked} step run(s) marked invalid{moved}; the next run recomputes it."
         report.findings.append(finding)
     host = socket.gethostname()

@@ -61,6 +61,7 @@ _WRITE_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) 
               f"VALUES (?, {', '.join('?' * len(_RUN_COLUMNS))}) ON CONFLICT (execution_id, step) "
               f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RUN_COLUMNS[1:])}")
 _ROWS = 1000  # rows written by one statement at most (`History._rows_per_statement`)
+_TOP = "SELECT max(rowid) FROM step_runs"  # (rows are never deleted: a new one is above it)
 
 
 @functools.lru_cache(maxsize=4)
@@ -141,7 +142,9 @@ class History:
             self._rows_per_statement = max(1, min(_ROWS, limit // (len(_RUN_COLUMNS) + 1)))
         usable = (f"SELECT {', '.join(_CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
                   f"('Succeeded', 'Cached') AND outputs IS NOT NULL{self._valid}")
-        self._results_sql = usable.format("execution_id = ?")
+        self._latest_sql = (f"SELECT {', '.join(_CACHED_COLUMNS)}, status IN ('Succeeded', "
+                            f"'Cached') AND outputs IS NOT NULL{self._valid}, key_parts FROM "
+                            "step_runs WHERE execution_id = ? AND end IS NOT NULL")
         self.cached_sql = usable.format("cache_key = ?") + " ORDER BY end DESC LIMIT 1"
         self._fresh_sql = (usable.format("cache_key = ? AND status = 'Succeeded' AND end >= ?")
                            + " ORDER BY end DESC LIMIT 1")
@@ -216,6 +219,7 @@ class History:
         copy a stored one (``copies``: ``(source rowid, step, start, end)``, see `cached_run`)
         and, with ``finish`` (status, end, reason), the execution's end, in one transaction."""
         with self._tx() as db:
+            (before,) = db.execute(_TOP).fetchone()
             for i in range(0, len(copies), _CHUNK):
                 chunk = copies[i:i + _CHUNK]
                 db.execute(_copy_runs(len(chunk)), [execution_id, *(v for c in chunk for v in c)])
@@ -226,6 +230,21 @@ class History:
             if finish is not None:
                 db.execute("UPDATE executions SET status = ?, end = ?, failure_reason = ? "
                            "WHERE id = ?", (*finish, execution_id))
+            (after,) = db.execute(_TOP).fetchone()
+        self._learn_keys(before or 0, after or 0, rows, len(copies))
+
+    def _learn_keys(self, before: int, after: int, rows: list[list], copies: int) -> None:
+        """The keys just written join `stored_keys` without a read, when they are all the rows
+        added since it last read (none written by another process meanwhile, none updated in
+        place) and none is still Executing (its key comes later). A copied row has the key of
+        the row it copies, read already."""
+        with self._keys_lock:
+            if self._keys_upto != before or after - before != len(rows) + copies:
+                return
+            if any(row[2] == "Executing" for row in rows):
+                return
+            self._keys.update(row[6] for row in rows if row[6] is not None)
+            self._keys_upto = after
 
     def mark_interrupted(self) -> list[str]:
         """Executions left Executing by a process of this host that no longer runs: the rows
@@ -259,13 +278,23 @@ class History:
                 path.unlink(missing_ok=True)
         return dead
 
-    def mark_invalid(self, digest: str, reason: str) -> int:
-        """Never reuse again the step runs whose outputs include artifact ``digest``; the
-        number of runs marked."""
+    def mark_invalid(self, digest: str, reason: str, inline: str | None = None) -> int:
+        """Never reuse again the step runs whose outputs include artifact ``digest`` (with
+        ``inline``: only the runs holding that damaged copy of the small value; each row keeps
+        its own); the number of runs marked."""
         with self._tx() as db:
-            cur = db.execute("UPDATE step_runs SET invalid = ? WHERE invalid IS NULL AND outputs "
-                             "LIKE ?", (reason, f'%"{digest}"%'))
-        return cur.rowcount
+            if inline is None:
+                cur = db.execute("UPDATE step_runs SET invalid = ? WHERE invalid IS NULL AND "
+                                 "outputs LIKE ?", (reason, f'%"{digest}"%'))
+                return cur.rowcount
+            rows = db.execute("SELECT rowid, outputs FROM step_runs WHERE invalid IS NULL AND "
+                              "outputs LIKE ?", (f'%"{digest}"%',)).fetchall()
+            damaged = [rowid for rowid, outputs in rows
+                       if any(doc.get("digest") == digest and doc.get("inline") == inline
+                              for doc in json.loads(outputs).values())]
+            db.executemany("UPDATE step_runs SET invalid = ? WHERE rowid = ?",
+                           [(reason, rowid) for rowid in damaged])
+        return len(damaged)
 
     # -- reading -----------------------------------------------------------------------------
     def executions(self, pipeline: str | None = None, limit: int | None = None) -> list[dict]:
@@ -327,13 +356,6 @@ class History:
                 self._keys_upto = rows[-1][0] if stop is None else stop
             return keys
 
-    def run_parts(self, execution_id: str) -> dict[str, tuple[str, str | None]]:
-        """``{step: (status, key parts as JSON)}`` of the execution's finished step runs: for
-        `why`, every step of a pipeline's latest execution in one (indexed) query."""
-        rows = self._rows("SELECT step, status, key_parts FROM step_runs WHERE execution_id = ? "
-                          "AND end IS NOT NULL", [execution_id], None)
-        return {step: (status, parts) for step, status, parts in rows}
-
     def stored_codes(self) -> set[str]:
         """The code parts of every stored successful run's key: a step whose code part is not
         among them cannot be Cached, whatever its inputs turn out to be (`Recorder.may_hit`)."""
@@ -360,17 +382,17 @@ class History:
         rows = self._rows(sql + " ORDER BY r.end DESC LIMIT 1", [step, pipeline])
         return self._run(rows[0]) if rows else None
 
-    def latest_results(self, pipeline: str, *, besides: str) -> tuple[str, dict[str, tuple]] | None:
-        """The pipeline's latest execution (other than ``besides``): its id and its successful
-        step runs by cache key, as rows (`cached` makes one what `cached_run` gives: only the
-        runs a step reuses are decoded); None if it has no other execution. One query where a
-        re-run would make one a step."""
+    def latest_runs(self, pipeline: str, *, besides: str) -> tuple[str, list[tuple]] | None:
+        """The pipeline's latest execution (other than ``besides``): its id and its finished
+        step runs, as rows of `_CACHED_COLUMNS` and two more: whether the run can be reused,
+        and its key parts (JSON), for `why`. None if it has no other execution. One query
+        where a re-run would make one a step; `cached` makes a row what `cached_run` gives,
+        so only the runs a step reuses are decoded."""
         latest = self._rows("SELECT id FROM executions WHERE pipeline = ? AND id != ? "
                             "ORDER BY start DESC LIMIT 1", [pipeline, besides])
         if not latest:
             return None
-        rows = self._rows(self._results_sql, [latest[0][0]], None)
-        return latest[0][0], {row[6]: row for row in rows}
+        return latest[0][0], self._rows(self._latest_sql, [latest[0][0]], None)
 
     def last_parts(self, step: str, pipeline: str) -> tuple[str, dict | None] | None:
         """``(status, key parts)`` of the step's latest run in ``pipeline``: what `why` needs."""

@@ -16,8 +16,8 @@ state. A write cut short by the kill leaves a last line without its newline (or 
 `read` drops it: that step was still finishing.
 
 One file per execution, ``journal/<quoted execution id>.jsonl`` in the state folder; each line
-is a `history.step_row` (JSON, ASCII, so a newline only ever ends a line); the last may be the
-execution's end.
+is JSON (ASCII, so a newline only ever ends a line): a step run, ``{"run": [...]}`` (the values
+of its `history.step_row`, see `rows.journal_line`), and, last, maybe the execution's end.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote
 from ..errors import StateError
 
 FOLDER = "journal"
+JSON_FIELDS = (7, 9, 10, 15)  # a row's fields that are JSON texts: key parts, outputs, metadata, why
 
 
 def _not_json(value):
@@ -74,7 +75,7 @@ class Journal:
 
     def append(self, lines: list[str]) -> None:
         """Append JSON texts (`plain_json`), one line each."""
-        data = "".join(line + "\n" for line in lines).encode()
+        data = (lines[0] + "\n" if len(lines) == 1 else "".join(line + "\n" for line in lines)).encode()
         try:
             if self._fd is None:
                 self.path.parent.mkdir(exist_ok=True)
@@ -133,7 +134,10 @@ def read(path: Path, width: int) -> tuple[list[list], dict | None]:
             value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(value, list) and len(value) == width:
+        if isinstance(value, dict) and isinstance(value.get("run"), list) and len(value["run"]) == width:
+            rows.append([plain_json(v) if i in JSON_FIELDS and v is not None else v
+                         for i, v in enumerate(value["run"])])
+        elif isinstance(value, list) and len(value) == width:  # a row as it is (before "run")
             rows.append(value)
         elif isinstance(value, dict) and isinstance(value.get("end"), list) and len(value["end"]) == 3:
             end = value

@@ -282,13 +282,41 @@ def changed_parts(before: dict[str, str] | None, now: dict[str, str]) -> list[st
     return [p for p in PARTS if before.get(p) != now.get(p)]
 
 
+# Where the inputs' digest sits in a parts JSON made by `_PARTS_JSON` (every part a digest of
+# `_digest`'s length): a stored text of the same length that agrees before and after it can
+# differ only there.
+_INPUTS_AT = (_PARTS_JSON % tuple("\0" * 32 if p == "inputs" else "0" * 32 for p in PARTS)).index("\0")
+
+
+def changed_since(before: str | dict | None, now: dict[str, str]) -> list[str]:
+    """`changed_parts` of a previous run's parts, given as the JSON text its history row keeps
+    (or as a dict). Quick for the usual re-run, where only the inputs' part may differ: two
+    comparisons of the texts, no parsing."""
+    if not before:
+        return []
+    if type(before) is str:
+        text = now.json if type(now) is KeyParts else None
+        at = _INPUTS_AT
+        if text is not None and len(before) == len(text) and before[:at] == text[:at] \
+                and before[at + 32:] == text[at + 32:]:
+            return [] if before[at:at + 32] == text[at:at + 32] else ["inputs"]
+        before = json.loads(before)
+    return changed_parts(before, now)
+
+
 _WORDS = {"kind": "its kind or options", "code": "its code", "helpers": "a notebook function or "
           "class it calls", "parameters": "a parameter it reads", "inputs": "its inputs (an "
           "upstream step's output)", "packages": "a package it imports (its version)"}
 
 
-def explain(parts: list[str]) -> str:
-    return _explained(tuple(parts))
+def changed_why(parts: list[str]) -> str:
+    """Why a step ran when these parts of its key changed since its last run."""
+    return _changed_why(tuple(parts))
+
+
+@functools.lru_cache(maxsize=64)
+def _changed_why(parts: tuple[str, ...]) -> str:
+    return _explained(parts) + " changed since its last run"
 
 
 @functools.lru_cache(maxsize=64)  # a run explains many steps with the same few part lists

@@ -6,16 +6,16 @@ batches) and the run loop's cache: before a step runs it computes the step's cac
 (`keys.CacheKeys`) and, on a hit, hands back the stored result; after a step succeeds it saves
 the outputs as artifacts. It also says why a step did not hit.
 
-A look-up asks SQLite as little as it can: the pipeline's latest execution's results are read
-once per run (a re-run finds each step's there), and, when the history holds few runs next to
-the pipeline's steps, so are the keys of every stored run (and, once many steps ran, each
-step's latest run, for `why`): a step whose key is new, as every step of a first run, then
-costs no query at all.
+A look-up asks SQLite as little as it can: the pipeline's latest execution's runs are read
+once per run, in one query (a re-run finds each step's result there, and `why` each step's
+previous key parts), and, when the history holds few runs next to the pipeline's steps, so
+are the keys of every stored run (once a process; then only the rows added since, and not
+even those when this process wrote them: `History.stored_keys`): a step whose key is new, as
+every step of a first run, then costs no query at all.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -25,8 +25,7 @@ from ..source import Context
 from ..steps import Step
 from .artifacts import ArtifactRef, ArtifactStore
 from .history import History
-from .journal import plain_json, plain_loads
-from .keys import CacheKeys, changed_parts, explain, parts_json
+from .keys import CacheKeys, changed_since, changed_why
 from .writer import HistoryWriter
 
 
@@ -48,6 +47,7 @@ class Recorder:
         # too many to read at once); each step's latest run, read once many steps ran (`why`)
         self._keys: set[str] | bool | None = None
         self._previous: dict[str, tuple] | None = None  # latest execution's parts, for `why`
+        self._latest_rows: list[tuple] = []  # its finished runs (`History.latest_runs`)
         self._latest_id: str | None = None
 
     # -- the cache ---------------------------------------------------------------------------
@@ -146,9 +146,10 @@ class Recorder:
     def _read_history(self) -> None:
         """At the run's first look-up: its pipeline's latest execution's results, by key (one
         query where a re-run would make one a step)."""
-        latest = self.history.latest_results(self.pipeline, besides=self._execution_id or "")
+        latest = self.history.latest_runs(self.pipeline, besides=self._execution_id or "")
         self._first_run = latest is None
-        self._latest_id, self._latest = latest or (None, {})
+        self._latest_id, self._latest_rows = latest or (None, [])
+        self._latest = {row[6]: row for row in self._latest_rows if row[12]}  # reusable, by key
 
     @property
     def _small(self) -> int:
@@ -163,19 +164,17 @@ class Recorder:
             self._read_history()
         if self._first_run:  # none of the pipeline's steps ran before
             return "it had not run before"
-        if self._previous is None:  # each step's run in the latest execution: one query
-            self._previous = self.history.run_parts(self._latest_id) if self._latest_id else {}
-        if step in self._previous:
-            status, before = self._previous[step]
-            previous = status, plain_loads(before) if before else None
-        else:  # not in the latest execution: its own latest run
+        if self._previous is None:  # each step's run in the latest execution, read already
+            self._previous = {row[2]: (row[4], row[13]) for row in self._latest_rows}
+        previous = self._previous.get(step)
+        if previous is None:  # not in the latest execution: its own latest run
             previous = self.history.last_parts(step, self.pipeline)
         if previous is None:
             return "it had not run before"
         status, before = previous
-        changed = changed_parts(before, parts)
+        changed = changed_since(before, parts)
         if changed:
-            return explain(changed) + " changed since its last run"
+            return changed_why(changed)
         if status not in ("Succeeded", "Cached"):
             return f"its last run {status.lower()}"
         if expire is not None:
@@ -204,23 +203,18 @@ class Recorder:
             if source is not None and source[1] is record:  # a hit: its row copies the stored one
                 self.writer.copied(source[0], record.name, record.start, record.end)
             else:  # a step that ran (or was skipped, stopped...) is journaled; Cached is not
-                self.writer.finished(record.name, record_row(record, self.artifacts),
-                                     journal=record.status != "Cached")
-        elif event == "step_started" and record is not None:
-            self.writer.started(record)
+                self.writer.finished(record)
         elif event == "execution_finished":
-            leftovers = [record_row(r, self.artifacts) for r in self.writer.unfinished()]
             self.writer.end((execution.status, execution.end_time, execution.failure_reason),
-                            leftovers)
+                            self.writer.unfinished())
 
     def _started(self, execution: Execution) -> None:
         execution.version_id = self.version_id
         self.history.start_execution(execution.id, self.pipeline, self.version_id,
                                      execution.parameters, execution.start_time, self.retry_of)
         self._execution_id = execution.id
-        self.writer = HistoryWriter(self.history, execution.id)
-        self.writer.queue([record_row(r, self.artifacts) for r in execution.steps.values()
-                           if r.status == "Cached"])
+        self.writer = HistoryWriter(self.history, self.artifacts, execution.id, execution.steps)
+        self.writer.begin([r for r in execution.steps.values() if r.status == "Cached"])
 
 
 def damaged_output(record: StepRecord, artifacts: ArtifactStore) -> str | None:
@@ -244,7 +238,8 @@ def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
     now = time.time()
     refs, names, vouch = {}, {}, artifacts.vouch
     for name, doc in (run["outputs"] or {}).items():
-        ref = refs[name] = ArtifactRef(doc["digest"], doc["format"], doc["size"], doc["type"])
+        ref = refs[name] = ArtifactRef(doc["digest"], doc["format"], doc["size"], doc["type"],
+                                       doc.get("inline"))
         names[ref.digest] = name
         vouch(ref, doc.get("seen"))
     step = run["step"]
@@ -257,20 +252,3 @@ def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
                       stderr=run["stderr"] or "", outputs=dict(refs), refs=refs,
                       reused_from=reused_from, cache_key=run["cache_key"],
                       key_parts=run["key_parts"], loader=load)
-
-
-def record_row(record: StepRecord, artifacts: ArtifactStore) -> list:
-    """The history row of a step record: the values `History.record_steps` writes (in
-    `history`'s column order, as `history.step_row` makes them of a dict), made directly."""
-    outputs = None
-    if record.status in ("Succeeded", "Cached"):
-        seen = artifacts.seen
-        outputs = plain_json({name: {"digest": ref.digest, "format": ref.format, "size": ref.size,
-                                     "type": ref.type, "seen": seen(ref)}
-                              for name, ref in record.refs.items()})
-    return [record.name, record.kind, record.status, record.start, record.end, record.attempts,
-            record.cache_key, parts_json(record.key_parts) if record.key_parts else None,
-            record.reused_from, outputs,
-            json.dumps(record.metadata, default=repr) if record.metadata else None,
-            record.stdout, record.stderr, record.failure_reason, record.traceback,
-            plain_json(record.why) if record.why is not None else None]

@@ -4,13 +4,16 @@ the database in batches, from a thread of the history's own.
 A SQLite commit costs ~35 µs (WAL, synchronous=NORMAL), twice the runner's whole cost per step,
 and inserting a row ~5 µs more; an append to the journal ~3 µs. So:
 
-* `HistoryWriter.finished` appends the step's row to the journal (one ``write()``: durable
-  against a killed process, see `journal`) and queues it; a Cached row is only queued (a kill
-  loses nothing it computed), as a copy of the stored row it reuses when it can (`copied`);
+* `HistoryWriter.finished` appends the step's line to the journal (one ``write()``: durable
+  against a killed process, see `journal`) and queues its record; a Cached record is only
+  queued (a kill loses nothing it computed), as a copy of the stored row it reuses when it can
+  (`copied`). The rows are made of the records by the thread that commits them;
 * the queue is committed by `_COMMITTER`'s thread at most `FLUSH_INTERVAL` after its first row,
   in one transaction with an ``Executing`` row for each step running then, while the run's
   thread goes on (SQLite works without the GIL; the run's look-ups read through a connection
-  of their own, `History`);
+  of their own, `History`). The thread looks every FLUSH_INTERVAL while the execution runs, and
+  finds the running steps in the execution's records itself: a step's start costs the run
+  nothing here;
 * `end` journals the execution's end (with the Cached rows still queued) and leaves its commit,
   with what is left, to the thread: the run returns without waiting for SQLite. A read of the
   history waits for it (`History.settle`), and so does the interpreter's exit (`atexit`).
@@ -21,10 +24,10 @@ it interrupted); the next `History` opened replays the journal of a dead executi
 processes see a finished step within FLUSH_INTERVAL.
 
 Fields, guarded by ``_lock`` (the run's thread and the committer's both use them):
-    _rows       rows queued, not committed yet
+    _records    finished step records queued, their rows not committed yet
     _copies     Cached rows to copy, queued: (source rowid, step, start, end)
-    _running    steps started and not finished, by name
-    _shown      ... of which an Executing row was committed
+    _finished   steps whose row came (`finished`), by name
+    _shown      steps whose Executing row was committed
     _appended   journal lines written: a commit clears the journal only if none came meanwhile
     _due        a commit is scheduled; _ended: the execution ended (`_finish`), its last
                 commit is the thread's (claimed once: `_final_claimed`)
@@ -39,50 +42,53 @@ import threading
 import time
 from typing import Any
 
+from .artifacts import ArtifactStore
 from .history import History, step_row
 from .journal import Journal, plain_json
+from .rows import journal_line, record_row
 
 FLUSH_INTERVAL = 0.1  # seconds a queued row waits at most for its commit
 JOURNAL_LIMIT = 8 << 20  # bytes: a journal this long is cleared by a commit on the run's thread
 
 
 class HistoryWriter:
-    def __init__(self, history: History, execution_id: str):
-        self.history, self.execution_id = history, execution_id
+    def __init__(self, history: History, artifacts: ArtifactStore, execution_id: str,
+                 steps: dict[str, Any]):
+        """``steps``: the execution's records by name (a record whose status is Executing is
+        running), read by the committer's thread; ``artifacts``: the store of their outputs."""
+        self.history, self.artifacts, self.execution_id = history, artifacts, execution_id
+        self._steps = steps
         self._journal = Journal(history.folder, execution_id)
         self._journal_failed = False
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._rows: list[list] = []
+        self._records: list = []
         self._copies: list[tuple] = []
-        self._running: dict[str, Any] = {}
+        self._finished: set[str] = set()
         self._shown: set[str] = set()
         self._appended = 0
         self._due = self._ended = False
         self._finish: tuple | None = None
         self._final_claimed = False
 
-    def queue(self, rows: list[list]) -> None:
-        """Rows that need no journal (Cached records the run starts with)."""
-        if rows:
-            with self._lock:
-                self._rows.extend(rows)
-                self._schedule()
-
-    def started(self, record) -> None:
+    def begin(self, records: list) -> None:
+        """The execution started, with ``records`` that need no journal (Cached records the
+        run starts with): the committer's thread looks from now on."""
         with self._lock:
-            self._running[record.name] = record
+            self._records.extend(records)
             self._schedule()
 
-    def finished(self, name: str, row: list, *, journal: bool = True) -> None:
+    def finished(self, record) -> None:
+        """A step record is final: journaled (unless Cached: nothing of it is new) and queued."""
+        line = journal_line(record, self.artifacts) if record.status != "Cached" else None
         with self._lock:
-            self._running.pop(name, None)
-            self._rows.append(row)
+            self._finished.add(record.name)
+            self._records.append(record)
             self._schedule()
-            if not journal or self._journal_failed:
+            if line is None or self._journal_failed:
                 return
             try:
-                self._journal.append([plain_json(row)])
+                self._journal.append([line])
             except Exception:  # the run stops (the loop's `_abandon`); its end is committed
                 self._journal_failed = True
                 raise
@@ -102,10 +108,10 @@ class HistoryWriter:
     def unfinished(self) -> list:
         """The records of steps shown Executing that never finished (a chained step not run)."""
         with self._lock:
-            return [r for n, r in self._running.items() if n in self._shown]
+            return [self._steps[n] for n in self._shown if n not in self._finished]
 
-    def end(self, finish: tuple, rows: list[list] = ()) -> None:
-        """The execution ended: ``rows`` (steps shown Executing that never finished) and its end
+    def end(self, finish: tuple, records: list = ()) -> None:
+        """The execution ended: ``records`` (steps shown Executing that never finished) and its end
         (status, end, reason) are journaled with what is still queued, and committed by the
         history's thread after the run returns (`History.settle`: a read waits for it); the
         journal is removed then. A kill before that commit loses nothing: the next `History`
@@ -113,13 +119,14 @@ class HistoryWriter:
         _COMMITTER.forget(self)  # (no reference kept: the history's connection can close)
         with self._lock:
             self._ended = True
-            self._rows.extend(rows)
+            self._records.extend(records)
             self._finish = finish
             copies = list(self._copies)
         if not self._journal_failed:
             try:  # (best effort: a journal that fails here fails the same way at the replay)
                 end = {"end": list(finish), "copies": copies}
-                self._journal.append([*map(plain_json, rows), plain_json(end)])
+                self._journal.append([*(journal_line(r, self.artifacts) for r in records),
+                                      plain_json(end)])
                 with self._lock:
                     self._appended += 1  # (a commit in flight must not clear it)
             except Exception:
@@ -171,16 +178,22 @@ class HistoryWriter:
             self._commit()
         except Exception:  # busy or unwritable now: the rows stay journaled and queued, and
             pass           # the execution's end commits them or says why it cannot
+        with self._lock:  # look again while the execution runs (a step may start meanwhile)
+            self._schedule()
 
     def _commit(self, finish: tuple | None = None) -> None:
         with self._commit_lock:
             with self._lock:
                 if self._ended and finish is None:  # the end's commit has them all
                     return
-                rows, copies = self._rows, self._copies
-                self._rows, self._copies = [], []
-                running = [] if finish else [r for n, r in self._running.items() if n not in self._shown]
+                records, copies = self._records, self._copies
+                self._records, self._copies = [], []
+                running = [] if finish else [
+                    r for r in list(self._steps.values())  # (a copy: the run's thread goes on)
+                    if r.status == "Executing" and r.name not in self._shown
+                    and r.name not in self._finished]
                 appended = self._appended
+            rows = [record_row(r, self.artifacts) for r in records]
             rows += [step_row({"step": r.name, "kind": r.kind, "status": "Executing",
                                "start": r.start, "attempts": r.attempts}) for r in running]
             if rows or copies or finish is not None:
@@ -188,7 +201,7 @@ class HistoryWriter:
                     self.history.record_steps(self.execution_id, rows, finish, copies)
                 except BaseException:
                     with self._lock:  # not lost: first in the next commit
-                        self._rows[:0] = rows[:len(rows) - len(running)]
+                        self._records[:0] = records
                         self._copies[:0] = copies
                     raise
             with self._lock:

@@ -1,0 +1,72 @@
+"""A step record as the history keeps it: its database row (`record_row`) and its journal line
+(`journal_line`), the one thing a run writes as each step ends.
+
+A row holds four fields as JSON texts (key parts, outputs, metadata, why: `JSON_FIELDS`). A
+journal line, ``{"run": [...]}``, holds the same values in the same places, those four as JSON
+values rather than texts of JSON (so nothing is escaped twice); `journal.read` turns a line
+back into a row. The
+usual line (a step that succeeded quietly) is written from pieces made once: the key parts' text
+(`keys.KeyParts.json`), each output's entry (`output_json`), the why's text; any other record
+goes through the JSON encoder. Both give the same values.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from json.encoder import encode_basestring_ascii as _quoted
+
+from .artifacts import ArtifactRef, ArtifactStore
+from .journal import JSON_FIELDS, plain_json
+from .keys import KeyParts, parts_json
+
+
+def record_row(record, artifacts: ArtifactStore) -> list:
+    """The history row of a step record: the values `History.record_steps` writes (in
+    `history`'s column order, as `history.step_row` makes them of a dict), made directly."""
+    outputs = None
+    if record.status in ("Succeeded", "Cached"):
+        outputs = outputs_json(record.refs, artifacts)
+    return [record.name, record.kind, record.status, record.start, record.end, record.attempts,
+            record.cache_key, parts_json(record.key_parts) if record.key_parts else None,
+            record.reused_from, outputs,
+            json.dumps(record.metadata, default=repr) if record.metadata else None,
+            record.stdout, record.stderr, record.failure_reason, record.traceback,
+            why_json(record.why) if record.why is not None else None]
+
+
+def journal_line(record, artifacts: ArtifactStore) -> str:
+    """The journal line of a finished step record (see the module's note)."""
+    parts, start, end = record.key_parts, record.start, record.end
+    if (record.status == "Succeeded" and type(parts) is KeyParts and record.cache_key is not None
+            and type(start) is float and type(end) is float and record.why is not None
+            and not record.metadata and record.stdout == "" and record.stderr == ""
+            and record.failure_reason is None and record.traceback is None
+            and record.reused_from is None):
+        return (f'{{"run": [{_quoted(record.name)}, {_quoted(record.kind)}, "Succeeded", '
+                f'{start!r}, {end!r}, {record.attempts}, "{record.cache_key}", {parts.json}, null, '
+                f'{outputs_json(record.refs, artifacts)}, null, "", "", null, null, '
+                f'{why_json(record.why)}]}}')
+    row = record_row(record, artifacts)
+    return plain_json({"run": [json.loads(v) if i in JSON_FIELDS and v is not None else v
+                               for i, v in enumerate(row)]})
+
+
+def outputs_json(refs: dict[str, ArtifactRef], artifacts: ArtifactStore) -> str:
+    """A run's outputs as its row keeps them: each one's digest, format, size and type, and a
+    file's identity when last verified (``seen``) or a small value's own text (``inline``)."""
+    return "{" + ", ".join([f"{_quoted(name)}: {output_json(ref, artifacts)}"
+                            for name, ref in refs.items()]) + "}"
+
+
+def output_json(ref: ArtifactRef, artifacts: ArtifactStore) -> str:
+    if ref.inline is not None:
+        return (f'{{"digest": "{ref.digest}", "format": {_quoted(ref.format)}, "size": {ref.size}, '
+                f'"type": {_quoted(ref.type)}, "inline": {_quoted(ref.inline)}}}')
+    return plain_json({"digest": ref.digest, "format": ref.format, "size": ref.size,
+                       "type": ref.type, "seen": artifacts.seen(ref)})
+
+
+@functools.lru_cache(maxsize=256)  # a run says the same few things of most of its steps
+def why_json(why: str) -> str:
+    return plain_json(why)
