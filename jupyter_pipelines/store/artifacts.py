@@ -103,11 +103,12 @@ class ArtifactStore:
                                      "DataFrame, array, JSON value or a picklable object, or keep "
                                      f"it private (`_{name}`) so it is not an output.") from None
         kind = type(value)
+        type_name = _TYPE_NAMES.get(kind) or _type_name(kind)
         if fmt == "json" and len(data) <= INLINE_LIMIT:  # no file: the reference holds it
             return ArtifactRef(hashlib.sha256(b"json\0" + data).hexdigest(), fmt, len(data),
-                               f"{kind.__module__}.{kind.__qualname__}", data.decode())
+                               type_name, data.decode())
         try:
-            return self._write(data, fmt, f"{kind.__module__}.{kind.__qualname__}")
+            return self._write(data, fmt, type_name)
         except OSError as exc:
             raise StateError(
                 f"{_saying(what, value, name, step)} cannot be written to the artifact store at "
@@ -263,6 +264,16 @@ def _plain_scalar(value: Any) -> tuple[str, bytes] | None:
         except ValueError:  # an int too long to print: `encode` decides
             return None
     return None
+
+
+_TYPE_NAMES: dict[type, str] = {}  # a type -> its qualified name, as references give it
+
+
+def _type_name(kind: type) -> str:
+    if len(_TYPE_NAMES) >= 1024:  # types made on the fly (a class cell run again and again)
+        _TYPE_NAMES.clear()
+    name = _TYPE_NAMES[kind] = f"{kind.__module__}.{kind.__qualname__}"
+    return name
 
 
 def _saying(what: str | None, value: Any, name: str, step: str | None) -> str:

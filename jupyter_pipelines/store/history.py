@@ -445,3 +445,10 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def settle_all(timeout: float | None = None) -> None:
+    """Wait until the executions that ended in this process are committed, in every state
+    folder (`History.settle` waits for one)."""
+    with _SETTLED:
+        _SETTLED.wait_for(lambda: not _PENDING, timeout)

@@ -80,9 +80,11 @@ class Journal:
             if self._fd is None:
                 self.path.parent.mkdir(exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            view = memoryview(data)
-            while view:  # a regular file takes it all in one write unless the disk is full
-                view = view[os.write(self._fd, view):]
+            written = os.write(self._fd, data)
+            if written < len(data):  # a regular file takes it all in one write unless the disk is full
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view):]
             self.size += len(data)
         except OSError as exc:
             raise StateError(

@@ -185,11 +185,12 @@ class Recorder:
         """Save the outputs as artifacts, unless ``record.refs`` already holds a reference for
         every output: a worker wrote them to the (shared) store itself, and the values here
         may be handles to where they were computed."""
-        if record.refs and all(isinstance(record.refs.get(n), ArtifactRef) for n in record.outputs):
+        refs = record.refs
+        if refs and all(isinstance(refs.get(n), ArtifactRef) for n in record.outputs):
             return
-        put = self.artifacts.put
-        values = {name: record.value(name) for name in record.outputs}  # fetched, if remote
-        record.refs = {name: put(value, name=name, step=step.name) for name, value in values.items()}
+        put, value, name = self.artifacts.put, record.value, step.name
+        record.refs = {output: put(value(output), name=output, step=name)  # fetched, if remote
+                       for output in record.outputs}
 
     # -- the listener: the history as it happens --------------------------------------------
     def __call__(self, event: str, *, execution: Execution, record: StepRecord | None = None,
