@@ -40,15 +40,15 @@ class Recorder:
         self.writer: HistoryWriter | None = None  # the history of the execution, as it runs
         self._execution_id: str | None = None
         self._first_run = False  # no execution of the pipeline before this one
-        self._latest: dict[str, tuple] | None = None  # its latest execution's runs by key
+        self._latest_id: str | None = None  # the pipeline's latest execution before this one
+        self._latest_rows: list[tuple] = []  # its finished runs (`History.latest_runs`)
+        self._latest: dict[str, tuple] | None = None  # ... those reusable, by key
+        self._previous: dict[str, tuple] | None = None  # ... their status and parts, for `why`
         self._sources: dict[str, tuple[int, StepRecord]] = {}  # a hit -> its stored run's rowid
         self._codes: set[str] | None = None  # code parts of stored runs (`may_hit`)
-        # keys of stored runs, read at the first that is not the latest execution's (False:
-        # too many to read at once); each step's latest run, read once many steps ran (`why`)
+        # keys of stored runs, read at the first key that is not the latest execution's
+        # (False: too many to read at once)
         self._keys: set[str] | bool | None = None
-        self._previous: dict[str, tuple] | None = None  # latest execution's parts, for `why`
-        self._latest_rows: list[tuple] = []  # its finished runs (`History.latest_runs`)
-        self._latest_id: str | None = None
 
     # -- the cache ---------------------------------------------------------------------------
     def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
