@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import StateError
 from .artifacts import ArtifactRef, ArtifactStore
-from .history import _alive
+from .history import _alive, settle_all
 from .state import read_only_uri
 
 DATABASES = (("history.db", "history"), ("registry.db", "registry"))
@@ -95,6 +95,7 @@ def doctor(home: str | os.PathLike, *, store: str | None = None, repair: bool = 
         raise StateError(f"There is no state folder at {folder}: nothing to check. Point --home, "
                          "--notebook or JUPYTER_PIPELINES_HOME at the folder that holds history.db.")
     report = Report(str(folder), repair)
+    settle_all()  # what this process ran is checked as it ended (its last commit is done)
     intact = {name: _check_database(folder / name, what, report) for name, what in DATABASES}
     if intact["history.db"]:
         _check_history(folder, store, report, progress)

@@ -4,10 +4,9 @@
 A row holds four fields as JSON texts (key parts, outputs, metadata, why: `JSON_FIELDS`). A
 journal line, ``{"run": [...]}``, holds the same values in the same places, those four as JSON
 values rather than texts of JSON (so nothing is escaped twice); `journal.read` turns a line
-back into a row. The
-usual line (a step that succeeded quietly) is written from pieces made once: the key parts' text
-(`keys.KeyParts.json`), each output's entry (`output_json`), the why's text; any other record
-goes through the JSON encoder. Both give the same values.
+back into a row. The usual line (a step that succeeded quietly) is written from pieces made
+once: the key parts' text (`keys.KeyParts.json`), each output's entry (`output_json`), the
+why's text; any other record goes through the JSON encoder. Both give the same values.
 """
 
 from __future__ import annotations
