@@ -613,6 +613,28 @@ def test_the_memoised_key_parts_equal_the_ones_made_afresh(tmp_path):
     assert again.parts(p.steps["Uses"], {})["parameters"] != made.parts(p.steps["Uses"], {})["parameters"]
 
 
+def test_what_changed_since_a_run_is_read_from_its_parts_text_as_from_its_parts():
+    """`changed_since` (the text a history row keeps, compared without parsing when only the
+    inputs' part can differ) says what `changed_parts` says of the parsed parts, whichever
+    parts changed, and for a text written otherwise (spaces, another order, a short value)."""
+    import itertools
+
+    now = keys.KeyParts({p: f"{i:x}" * 32 for i, p in enumerate(keys.PARTS, start=1)})
+    now.json = keys.parts_json(dict(now))
+    for count in range(len(keys.PARTS) + 1):
+        for changed in itertools.combinations(keys.PARTS, count):
+            before = {p: ("f" * 32 if p in changed else v) for p, v in now.items()}
+            expected = keys.changed_parts(before, now)
+            assert expected == list(changed)
+            assert keys.changed_since(keys.parts_json(before), now) == expected
+            assert keys.changed_since(json.dumps(before, indent=1), now) == expected
+            assert keys.changed_since(json.dumps(dict(reversed(before.items()))), now) == expected
+            assert keys.changed_since(before, now) == expected
+    short = {**now, "inputs": "ab"}
+    assert keys.changed_since(json.dumps(short), now) == ["inputs"]
+    assert keys.changed_since(None, now) == [] and keys.changed_since("", now) == []
+
+
 def test_a_records_row_is_what_step_row_makes_of_its_fields(tmp_path):
     """`record_row` (the run's fast path) writes the same values as `history.step_row`."""
     from jupyter_pipelines.store.history import step_row
