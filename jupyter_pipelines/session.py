@@ -36,13 +36,15 @@ class StoredOutput(Remote):
     def __init__(self, record: StepRecord, name: str):
         self._record, self.name = record, name
         ref = record.outputs[name]
-        self.preview = {"type": ref.type, "summary": f"{ref.size:,} bytes in the artifact store"}
+        # a small JSON value is kept in the history itself (`ArtifactRef.inline`)
+        self.where = "the history" if ref.inline is not None else "the artifact store"
+        self.preview = {"type": ref.type, "summary": f"{ref.size:,} bytes in {self.where}"}
 
     def fetch(self) -> Any:
         return self._record.value(self.name)
 
     def __repr__(self) -> str:
-        return f"<{self.preview['type']} `{self.name}` in the artifact store: .fetch() loads it>"
+        return f"<{self.preview['type']} `{self.name}` in {self.where}: .fetch() loads it>"
 
 
 class Session:

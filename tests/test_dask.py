@@ -239,8 +239,8 @@ def test_the_magic_and_the_cli_run_on_dask(ip, tmp_path):
     assert "on the Dask cluster" in repr(bound) and bound.fetch() == 6 == ex.result("Total", "total")
     cached = run_cell(ip, "%pipeline run --executor dask")  # Cached: the outputs are in the store
     assert cached.steps["Total"].status == "Cached"
-    stored = ip.user_ns["xs"]
-    assert "in the artifact store: .fetch() loads it" in repr(stored) and stored.fetch() == [1, 2, 3]
+    stored = ip.user_ns["xs"]  # (a small JSON value: kept in the history, not a file)
+    assert "in the history: .fetch() loads it" in repr(stored) and stored.fetch() == [1, 2, 3]
     assert run_cell(ip, "%pipeline run").steps["Total"].status == "Cached"
     assert ip.user_ns["xs"] == [1, 2, 3]  # in the kernel: the values, as always
 
