@@ -280,6 +280,18 @@ def test_side_panel_code_flags_rename(page):
     field.fill("3")
     field.press("Tab")
     wait_command(page, "set_step", step="AbaloneTrain", flags={"retry": 3})
+    # A value the flag cannot take is refused where it is typed, and stays a draft; Escape
+    # puts back the committed value.
+    count = len(sent(page))
+    field.fill("three")
+    field.press("Enter")
+    bar = page.locator('[data-editor-message][data-kind="error"]')
+    expect(bar).to_be_visible(timeout=TIMEOUT)
+    expect(field).to_have_value("three")
+    field.press("Escape")
+    expect(field).to_have_value("3")
+    assert [c for c in sent(page)[count:] if c["op"] == "set_step"] == []
+    bar.locator(".jp-pipeline-close").click()
     # Controlled by the kernel's state: the box shows what the kernel says, once it says it.
     panel.locator('[data-flag="cache"] input').click()
     wait_command(page, "set_step", step="AbaloneTrain", flags={"cache": False})

@@ -20,6 +20,7 @@ const SETUP = [
   keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, ...foldKeymap, ...completionKeymap]),
 ];
 import { Details } from "./details.jsx";
+import { useDraft } from "./draft.js";
 
 const KIND_FLAGS = {
   processing: [],
@@ -78,9 +79,12 @@ function parse(text, type, label) {
 
 function FlagField({ step, flag, value, kind, editable, cmd, showMessage, parameters }) {
   const def = FIELDS[flag];
-  const [text, setText] = useState(toText(value, def.type));
-  const committed = useRef(toText(value, def.type));
-  useEffect(() => { committed.current = toText(value, def.type); setText(committed.current); }, [JSON.stringify(value)]);
+  const [text, setText, commit, reset] = useDraft(toText(value, def.type), (draft) => {
+    let parsed;
+    try { parsed = parse(draft, def.type, def.label); } catch (err) { showMessage("error", err.message); return false; }
+    if (parsed === null && def.empty !== undefined) parsed = def.empty;  // the flag's default
+    cmd("set_step", { step, flags: { [flag]: parsed } });
+  }, JSON.stringify(value));
   const id = `jp-editor-${step}-${flag}`;
   if (def.type === "nocache") {
     return (
@@ -91,14 +95,6 @@ function FlagField({ step, flag, value, kind, editable, cmd, showMessage, parame
       </label>
     );
   }
-  const commit = () => {
-    if (text === committed.current) return;
-    let parsed;
-    try { parsed = parse(text, def.type, def.label); } catch (err) { showMessage("error", err.message); return; }
-    if (parsed === null && def.empty !== undefined) parsed = def.empty;  // the flag's default
-    committed.current = text;
-    cmd("set_step", { step, flags: { [flag]: parsed } });
-  };
   const hint = def.hint && typeof def.hint === "object" ? def.hint[kind] : def.hint;
   const listId = def.options ? `${id}-options` : undefined;
   return (
@@ -107,7 +103,7 @@ function FlagField({ step, flag, value, kind, editable, cmd, showMessage, parame
       <input id={id} type="text" value={text} disabled={!editable} list={listId}
         placeholder={def.placeholder || hint || ""} spellCheck={false}
         onChange={(e) => setText(e.target.value)} onBlur={commit}
-        onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); commit(); } if (e.key === "Escape") setText(committed.current); }} />
+        onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); commit(); } if (e.key === "Escape") reset(); }} />
       {def.options && (
         <datalist id={listId}>
           {[...def.options, ...parameters.map((p) => p.name)].map((o) => <option key={o} value={o} />)}
@@ -190,14 +186,7 @@ function CodeEditor({ step, code, editable, cmd, unknown }) {
 }
 
 function AwsEditor({ step, text, editable, cmd }) {
-  const [value, setValue] = useState(text);
-  const committed = useRef(text);
-  useEffect(() => { committed.current = text; setValue(text); }, [text]);
-  const commit = () => {
-    if (value === committed.current) return;
-    committed.current = value;
-    cmd("set_step", { step, code: value });
-  };
+  const [value, setValue, commit] = useDraft(text, (code) => { cmd("set_step", { step, code }); });
   return (
     <textarea className="jp-editor-aws" data-editor-aws="" value={value} disabled={!editable} spellCheck={false}
       rows={Math.min(18, Math.max(6, value.split("\n").length + 1))}

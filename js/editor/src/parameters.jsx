@@ -1,5 +1,5 @@
 // The parameters panel: name, type, default, allowed values; each edit a `set_parameter`.
-import { useEffect, useRef, useState } from "react";
+import { useDraft } from "./draft.js";
 
 const TYPES = ["String", "Integer", "Float", "Boolean"];
 
@@ -21,18 +21,11 @@ function shown(value, type) {
 }
 
 function TextCell({ value, onCommit, label, placeholder, disabled, attr }) {
-  const [text, setText] = useState(value);
-  const committed = useRef(value);
-  useEffect(() => { committed.current = value; setText(value); }, [value]);
-  const commit = () => {
-    if (text === committed.current) return;
-    committed.current = text;
-    onCommit(text);
-  };
+  const [text, setText, commit, reset] = useDraft(value, (draft) => { onCommit(draft); });
   return (
     <input type="text" aria-label={label} value={text} placeholder={placeholder} disabled={disabled} spellCheck={false} {...attr}
       onChange={(e) => setText(e.target.value)} onBlur={commit}
-      onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); commit(); } if (e.key === "Escape") setText(committed.current); }} />
+      onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); commit(); } if (e.key === "Escape") reset(); }} />
   );
 }
 
