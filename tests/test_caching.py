@@ -720,16 +720,20 @@ def test_a_step_with_a_new_key_asks_the_history_nothing(tmp_path, monkeypatch):
     each step ran from the latest execution's runs, read at once."""
     from jupyter_pipelines.store.history import History
 
-    calls = counting(monkeypatch, History, "cached_run", "last_parts", "latest_runs", "stored_keys")
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "latest_execution",
+                     "latest_runs", "run_parts", "stored_keys")
     first = wide(tmp_path).start(display=False)
     assert set(statuses(first).values()) == {"Succeeded"}
-    assert calls == {"cached_run": 0, "last_parts": 0, "latest_runs": 1, "stored_keys": 1}
+    assert calls == {"cached_run": 0, "last_parts": 0, "latest_execution": 1, "latest_runs": 0,
+                     "run_parts": 0, "stored_keys": 1}
     assert {r.why for r in first.steps.values()} == {"it had not run before"}
 
     calls.update(dict.fromkeys(calls, 0))
     changed = wide(tmp_path).start({"n": 2}, display=False)
     assert set(statuses(changed).values()) == {"Succeeded"}
-    assert calls == {"cached_run": 0, "last_parts": 0, "latest_runs": 1, "stored_keys": 1}
+    # every key is new: only what `why` compares is read of the latest execution
+    assert calls == {"cached_run": 0, "last_parts": 0, "latest_execution": 1, "latest_runs": 0,
+                     "run_parts": 1, "stored_keys": 1}
     whys = {n: r.why for n, r in changed.steps.items()}
     assert whys.pop("Total") == "its inputs (an upstream step's output) changed since its last run"
     assert set(whys.values()) == {"a parameter it reads changed since its last run"}
@@ -739,6 +743,7 @@ def test_a_step_with_a_new_key_asks_the_history_nothing(tmp_path, monkeypatch):
     assert set(statuses(again).values()) == {"Cached"}
     assert again.result("Total", "total") == first.result("Total", "total")
     assert calls["cached_run"] == 13 and calls["last_parts"] == 0
+    assert calls["latest_runs"] == 1 and calls["run_parts"] == 0  # every key is a stored one
 
 
 def test_a_large_history_is_asked_a_step_at_a_time_with_the_same_outcome(tmp_path, monkeypatch):
@@ -749,12 +754,13 @@ def test_a_large_history_is_asked_a_step_at_a_time_with_the_same_outcome(tmp_pat
     from jupyter_pipelines.store.workspace import Workspace
 
     monkeypatch.setattr(Recorder, "_small", property(lambda self: 0))
-    calls = counting(monkeypatch, History, "cached_run", "last_parts", "latest_runs")
+    calls = counting(monkeypatch, History, "cached_run", "last_parts", "latest_runs", "run_parts")
     first = wide(tmp_path, steps=3).start(display=False)
     assert set(statuses(first).values()) == {"Succeeded"} and calls["cached_run"] == 0  # first run
     Workspace._open.cache_clear()  # as a new process would: the history is too big to read
     changed = wide(tmp_path, steps=3).start({"n": 2}, display=False)
-    assert calls == {"cached_run": 4, "last_parts": 0, "latest_runs": 2}
+    # no stored keys to rule a key out: the latest execution is read whole at the first look-up
+    assert calls == {"cached_run": 4, "last_parts": 0, "latest_runs": 1, "run_parts": 0}
     assert changed.steps["S0"].why == "a parameter it reads changed since its last run"
     again = wide(tmp_path, steps=3).start({"n": 1}, display=False)
     assert set(statuses(again).values()) == {"Cached"}

@@ -382,17 +382,25 @@ class History:
         rows = self._rows(sql + " ORDER BY r.end DESC LIMIT 1", [step, pipeline])
         return self._run(rows[0]) if rows else None
 
-    def latest_runs(self, pipeline: str, *, besides: str) -> tuple[str, list[tuple]] | None:
-        """The pipeline's latest execution (other than ``besides``): its id and its finished
-        step runs, as rows of `_CACHED_COLUMNS` and two more: whether the run can be reused,
-        and its key parts (JSON), for `why`. None if it has no other execution. One query
-        where a re-run would make one a step; `cached` makes a row what `cached_run` gives,
-        so only the runs a step reuses are decoded."""
-        latest = self._rows("SELECT id FROM executions WHERE pipeline = ? AND id != ? "
-                            "ORDER BY start DESC LIMIT 1", [pipeline, besides])
-        if not latest:
-            return None
-        return latest[0][0], self._rows(self._latest_sql, [latest[0][0]], None)
+    def latest_execution(self, pipeline: str, *, besides: str) -> str | None:
+        """The id of the pipeline's latest execution other than ``besides``, or None."""
+        rows = self._rows("SELECT id FROM executions WHERE pipeline = ? AND id != ? "
+                          "ORDER BY start DESC LIMIT 1", [pipeline, besides], None)
+        return rows[0][0] if rows else None
+
+    def latest_runs(self, execution_id: str) -> list[tuple]:
+        """The execution's finished step runs, as rows of `_CACHED_COLUMNS` and two more:
+        whether the run can be reused, and its key parts (JSON), for `why`. One query where a
+        re-run would make one a step; `cached` makes a row what `cached_run` gives, so only
+        the runs a step reuses are decoded."""
+        return self._rows(self._latest_sql, [execution_id], None)
+
+    def run_parts(self, execution_id: str) -> list[tuple]:
+        """``(step, status, key parts JSON)`` of the execution's finished step runs: what
+        `why` compares, read alone when nothing of the execution can be reused (a third of
+        `latest_runs`' cost)."""
+        return self._rows("SELECT step, status, key_parts FROM step_runs WHERE execution_id = ? "
+                          "AND end IS NOT NULL", [execution_id], None)
 
     def last_parts(self, step: str, pipeline: str) -> tuple[str, dict | None] | None:
         """``(status, key parts)`` of the step's latest run in ``pipeline``: what `why` needs."""

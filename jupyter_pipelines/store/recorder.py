@@ -6,12 +6,14 @@ batches) and the run loop's cache: before a step runs it computes the step's cac
 (`keys.CacheKeys`) and, on a hit, hands back the stored result; after a step succeeds it saves
 the outputs as artifacts. It also says why a step did not hit.
 
-A look-up asks SQLite as little as it can: the pipeline's latest execution's runs are read
-once per run, in one query (a re-run finds each step's result there, and `why` each step's
-previous key parts), and, when the history holds few runs next to the pipeline's steps, so
-are the keys of every stored run (once a process; then only the rows added since, and not
-even those when this process wrote them: `History.stored_keys`): a step whose key is new, as
-every step of a first run, then costs no query at all.
+A look-up asks SQLite as little as it can. When the history holds few runs next to the
+pipeline's steps, the keys of every stored run are read at the run's first look-up (once a
+process; then only the rows added since, and not even those when this process wrote them:
+`History.stored_keys`): a step whose key is new, as every step of a first run, then costs no
+query. The pipeline's latest execution's runs are read at most once a run, in one query each
+for what is needed: all of their fields at the first key found among the stored ones (a
+re-run finds each step's result there), or only each step's key parts, for `why`, if the run
+has missed until then (a run whose inputs changed upstream never reads the rest).
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ class Recorder:
         self.keys = CacheKeys(context, values)
         self.writer: HistoryWriter | None = None  # the history of the execution, as it runs
         self._execution_id: str | None = None
-        self._first_run = False  # no execution of the pipeline before this one
-        self._latest_id: str | None = None  # the pipeline's latest execution before this one
-        self._latest_rows: list[tuple] = []  # its finished runs (`History.latest_runs`)
-        self._latest: dict[str, tuple] | None = None  # ... those reusable, by key
-        self._previous: dict[str, tuple] | None = None  # ... their status and parts, for `why`
+        # the pipeline's latest execution before this one (None: there is none; False: not
+        # looked up yet), its reusable runs by key (`History.latest_runs`), and each step's
+        # run's status and key parts, for `why`: each read when first needed
+        self._latest_id: str | None | bool = False
+        self._latest: dict[str, tuple] | None = None
+        self._previous: dict[str, tuple] | None = None
         self._sources: dict[str, tuple[int, StepRecord]] = {}  # a hit -> its stored run's rowid
         self._codes: set[str] | None = None  # code parts of stored runs (`may_hit`)
         # keys of stored runs, read at the first key that is not the latest execution's
@@ -128,28 +131,35 @@ class Recorder:
     def _stored_run(self, key: str, not_before: float | None) -> dict | None:
         """The stored run a step with this key reuses: the one of the pipeline's latest
         execution (read once for all steps: what a re-run reuses), else the newest in the
-        history (`History.cached_run`)."""
-        if self._latest is None:
-            self._read_history()
-        row = self._latest.pop(key, None)
-        run = History.cached(row) if row is not None else None
-        if run is not None and (not_before is None or (run["status"] == "Succeeded"
-                                                       and run["end"] >= not_before)):
-            return run
+        history (`History.cached_run`); none, with no query, for a key no stored run has."""
         if self._keys is None:
             keys = self.history.stored_keys(limit=self._small)
             self._keys = False if keys is None else keys
         if self._keys is not False and key not in self._keys:
             return None
+        if self._latest is None:
+            self._read_latest()
+        row = self._latest.pop(key, None)
+        run = History.cached(row) if row is not None else None
+        if run is not None and (not_before is None or (run["status"] == "Succeeded"
+                                                       and run["end"] >= not_before)):
+            return run
         return self.history.cached_run(key, not_before)
 
-    def _read_history(self) -> None:
-        """At the run's first look-up: its pipeline's latest execution's results, by key (one
-        query where a re-run would make one a step)."""
-        latest = self.history.latest_runs(self.pipeline, besides=self._execution_id or "")
-        self._first_run = latest is None
-        self._latest_id, self._latest_rows = latest or (None, [])
-        self._latest = {row[6]: row for row in self._latest_rows if row[12]}  # reusable, by key
+    def _latest_execution(self) -> str | None:
+        if self._latest_id is False:
+            self._latest_id = self.history.latest_execution(self.pipeline,
+                                                            besides=self._execution_id or "")
+        return self._latest_id
+
+    def _read_latest(self) -> None:
+        """The latest execution's runs, all their fields (one query where a re-run would make
+        one a step): its reusable ones by key, and what `why` needs of each."""
+        latest = self._latest_execution()
+        rows = self.history.latest_runs(latest) if latest else []
+        self._latest = {row[6]: row for row in rows if row[12]}
+        if self._previous is None:
+            self._previous = {row[2]: (row[4], row[13]) for row in rows}
 
     @property
     def _small(self) -> int:
@@ -160,12 +170,12 @@ class Recorder:
         return max(50_000, 20 * len(self.graph.steps))
 
     def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
-        if self._latest is None:  # (a step run with no look-up first: `explain_run`)
-            self._read_history()
-        if self._first_run:  # none of the pipeline's steps ran before
+        if self._previous is None:  # nothing reused yet: only what `why` needs is read
+            latest = self._latest_execution()
+            self._previous = {step: (status, parts) for step, status, parts
+                              in (self.history.run_parts(latest) if latest else ())}
+        if self._latest_id is None:  # none of the pipeline's steps ran before
             return "it had not run before"
-        if self._previous is None:  # each step's run in the latest execution, read already
-            self._previous = {row[2]: (row[4], row[13]) for row in self._latest_rows}
         previous = self._previous.get(step)
         if previous is None:  # not in the latest execution: its own latest run
             previous = self.history.last_parts(step, self.pipeline)
