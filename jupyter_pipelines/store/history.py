@@ -62,6 +62,7 @@ _WRITE_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) 
               f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RUN_COLUMNS[1:])}")
 _ROWS = 1000  # rows written by one statement at most (`History._rows_per_statement`)
 _TOP = "SELECT max(rowid) FROM step_runs"  # (rows are never deleted: a new one is above it)
+_CHECKPOINT_PAGES = 1000  # the WAL's pages after which a commit checkpoints (SQLite's default)
 
 
 @functools.lru_cache(maxsize=4)
@@ -136,6 +137,7 @@ class History:
                         self._conn.execute("ALTER TABLE step_runs ADD COLUMN invalid TEXT")
                     except sqlite3.OperationalError:  # another process added it meanwhile
                         pass
+                self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             self._valid = " AND invalid IS NULL" if "invalid" in self._columns() else ""
             # SQLite before 3.32 binds at most 999 values to a statement; later ones 32766 or more
             limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -179,16 +181,26 @@ class History:
         return {row[1] for row in self._conn.execute("PRAGMA table_info(step_runs)")}
 
     @contextmanager
-    def _tx(self):
+    def _tx(self, *, checkpoint: bool = True):
+        """A write transaction. SQLite folds the WAL back into the database file (a checkpoint,
+        with its fsync: ~10 ms) after the commit that makes the WAL long; ``checkpoint=False``
+        leaves that to a later commit (the history's thread's, `record_steps`), for the writes a
+        run makes before it starts, so a run never waits for one to begin."""
         with self._lock, guarded(self.path, "history"):
-            self._conn.execute("BEGIN IMMEDIATE")
+            if not checkpoint:
+                self._conn.execute("PRAGMA wal_autocheckpoint=0")
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if not checkpoint:
+                    self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
 
     # -- writing ---------------------------------------------------------------------------
     def record_version(self, pipeline: str, digest: str, definition: dict | str) -> int:
@@ -199,7 +211,7 @@ class History:
         if known:  # the usual case: the definition (large) is not written again
             return known[0][0]
         text = definition if isinstance(definition, str) else json.dumps(definition)
-        with self._tx() as db:
+        with self._tx(checkpoint=False) as db:
             db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, created) "
                        "VALUES (?, ?, ?, ?)", (pipeline, digest, text, time.time()))
             (version,) = db.execute("SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?",
@@ -208,7 +220,7 @@ class History:
 
     def start_execution(self, execution_id: str, pipeline: str, version_id: int,
                         parameters: dict, start: float, retry_of: str | None = None) -> None:
-        with self._tx() as db:
+        with self._tx(checkpoint=False) as db:
             db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, 'Executing', ?, NULL, NULL, ?, ?, ?, ?)",
                        (execution_id, pipeline, version_id, json.dumps(parameters, default=repr),
                         start, os.getpid(), socket.gethostname(), retry_of, os.getcwd()))
