@@ -689,6 +689,29 @@ def test_a_journal_line_reads_back_as_the_records_row(tmp_path):
         assert (rows, end) == ([record_row(record, store)], None), record.name
     path.write_text(json.dumps(record_row(ex.steps["Say"], store)) + "\n")  # a line of old
     assert journal.read(path, 16) == ([record_row(ex.steps["Say"], store)], None)
+    assert '"Make", "processing", "Succeeded", "0x1.' in journal_line(ex.steps["Make"], store)
+
+
+def test_an_executions_end_reads_back_with_the_exact_times_of_its_cached_steps(tmp_path):
+    """The end a run journals (`end_line`: its status, and the Cached rows still to copy, their
+    times written as `float.hex` texts) reads back with the very times, as does an end of old
+    (times as numbers); a time that is not one is dropped, not misread."""
+    from jupyter_pipelines.store import journal
+    from jupyter_pipelines.store.rows import end_line
+
+    wide(tmp_path, steps=2).start(display=False)
+    again = wide(tmp_path, steps=2).start(display=False)
+    assert {r.status for r in again.steps.values()} == {"Cached"}
+    copies = [(i + 1, n, r.start, r.end) for i, (n, r) in enumerate(again.steps.items())]
+    copies.append((9, "Unstarted", None, None))
+    path = tmp_path / "end.jsonl"
+    path.write_text(end_line(("Succeeded", again.end_time, None), copies) + "\n")
+    rows, end = journal.read(path, 16)
+    assert rows == [] and end["end"] == ["Succeeded", again.end_time, None]
+    assert [tuple(c) for c in end["copies"]] == copies
+    assert '"0x1.' in path.read_text()
+    path.write_text(json.dumps({"end": ["Failed", 3.0, "x"], "copies": [[7, "S0", 1.25, "zz"]]}) + "\n")
+    assert journal.read(path, 16)[1]["copies"] == [[7, "S0", 1.25, None]]
 
 
 def counting(monkeypatch, owner, *names: str) -> dict[str, int]:

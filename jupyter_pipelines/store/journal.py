@@ -17,7 +17,8 @@ state. A write cut short by the kill leaves a last line without its newline (or 
 
 One file per execution, ``journal/<quoted execution id>.jsonl`` in the state folder; each line
 is JSON (ASCII, so a newline only ever ends a line): a step run, ``{"run": [...]}`` (the values
-of its `history.step_row`, see `rows.journal_line`), and, last, maybe the execution's end.
+of its `history.step_row`, see `rows.journal_line`; the start and end maybe as `float.hex`
+texts, exact and about half the cost of writing a number), and, last, maybe the execution's end.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..errors import StateError
 
 FOLDER = "journal"
 JSON_FIELDS = (7, 9, 10, 15)  # a row's fields that are JSON texts: key parts, outputs, metadata, why
+TIMES = (3, 4)  # its start and end: a line may hold them as `float.hex` texts (`rows.journal_line`)
 
 
 def _not_json(value):
@@ -112,6 +114,13 @@ class Journal:
             pass
 
 
+def _time(text: str) -> float | None:
+    try:
+        return float.fromhex(text)
+    except ValueError:  # not ours: the row keeps no time rather than a wrong one
+        return None
+
+
 def left_behind(state_folder: Path) -> dict[str, Path]:
     """The journals in the state folder, by execution id."""
     try:
@@ -124,8 +133,8 @@ def left_behind(state_folder: Path) -> dict[str, Path]:
 def read(path: Path, width: int) -> tuple[list[list], dict | None]:
     """The rows of a journal (lists of ``width`` values), in the order they
     were appended, and the execution's end if it was journaled (``{"end": [status, end,
-    reason], "copies": [[rowid, step, start, end]...]}``); a last line cut short by a kill (no
-    newline, or not JSON) is dropped."""
+    reason], "copies": [[rowid, step, start, end]...]}``); times written as `float.hex` texts are
+    numbers again; a last line cut short by a kill (no newline, or not JSON) is dropped."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -137,10 +146,17 @@ def read(path: Path, width: int) -> tuple[list[list], dict | None]:
         except ValueError:
             continue
         if isinstance(value, dict) and isinstance(value.get("run"), list) and len(value["run"]) == width:
-            rows.append([plain_json(v) if i in JSON_FIELDS and v is not None else v
-                         for i, v in enumerate(value["run"])])
+            row = [plain_json(v) if i in JSON_FIELDS and v is not None else v
+                   for i, v in enumerate(value["run"])]
+            for i in TIMES:
+                if type(row[i]) is str:
+                    row[i] = _time(row[i])
+            rows.append(row)
         elif isinstance(value, list) and len(value) == width:  # a row as it is (before "run")
             rows.append(value)
         elif isinstance(value, dict) and isinstance(value.get("end"), list) and len(value["end"]) == 3:
+            for copy in value.get("copies", []):
+                if isinstance(copy, list) and len(copy) == 4:
+                    copy[2:] = [_time(t) if type(t) is str else t for t in copy[2:]]
             end = value
     return rows, end

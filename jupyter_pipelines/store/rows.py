@@ -6,7 +6,9 @@ journal line, ``{"run": [...]}``, holds the same values in the same places, thos
 values rather than texts of JSON (so nothing is escaped twice); `journal.read` turns a line
 back into a row. The usual line (a step that succeeded quietly) is written from pieces made
 once: the key parts' text (`keys.KeyParts.json`), each output's entry (`output_json`), the
-why's text; any other record goes through the JSON encoder. Both give the same values.
+why's text, and its start and end as `float.hex` texts (exact, and about half the cost of
+writing the numbers; `journal.read` turns them back); any other record goes through the JSON
+encoder. Both give the same values.
 """
 
 from __future__ import annotations
@@ -43,12 +45,23 @@ def journal_line(record, artifacts: ArtifactStore) -> str:
             and record.failure_reason is None and record.traceback is None
             and record.reused_from is None):
         return (f'{{"run": [{_quoted(record.name)}, {_quoted(record.kind)}, "Succeeded", '
-                f'{start!r}, {end!r}, {record.attempts}, "{record.cache_key}", {parts.json}, null, '
-                f'{outputs_json(record.refs, artifacts)}, null, "", "", null, null, '
-                f'{why_json(record.why)}]}}')
+                f'"{start.hex()}", "{end.hex()}", {record.attempts}, "{record.cache_key}", '
+                f'{parts.json}, null, {outputs_json(record.refs, artifacts)}, null, "", "", null, '
+                f'null, {why_json(record.why)}]}}')
     row = record_row(record, artifacts)
     return plain_json({"run": [json.loads(v) if i in JSON_FIELDS and v is not None else v
                                for i, v in enumerate(row)]})
+
+
+def end_line(finish: tuple, copies: list[tuple]) -> str:
+    """The journal line of an execution's end: its (status, end, reason), and the Cached rows
+    still to copy, ``(source rowid, step, start, end)``, their times as `float.hex` texts."""
+    return plain_json({"end": list(finish), "copies": [[rowid, name, _hex(start), _hex(end)]
+                                                       for rowid, name, start, end in copies]})
+
+
+def _hex(time: float | None) -> str | None:
+    return time.hex() if type(time) is float else time
 
 
 def outputs_json(refs: dict[str, ArtifactRef], artifacts: ArtifactStore) -> str:

@@ -44,8 +44,8 @@ from typing import Any
 
 from .artifacts import ArtifactStore
 from .history import History, step_row
-from .journal import Journal, plain_json
-from .rows import journal_line, record_row
+from .journal import Journal
+from .rows import end_line, journal_line, record_row
 
 FLUSH_INTERVAL = 0.1  # seconds a queued row waits at most for its commit
 JOURNAL_LIMIT = 8 << 20  # bytes: a journal this long is cleared by a commit on the run's thread
@@ -124,9 +124,8 @@ class HistoryWriter:
             copies = list(self._copies)
         if not self._journal_failed:
             try:  # (best effort: a journal that fails here fails the same way at the replay)
-                end = {"end": list(finish), "copies": copies}
                 self._journal.append([*(journal_line(r, self.artifacts) for r in records),
-                                      plain_json(end)])
+                                      end_line(finish, copies)])
                 with self._lock:
                     self._appended += 1  # (a commit in flight must not clear it)
             except Exception:
