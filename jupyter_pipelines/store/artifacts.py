@@ -30,6 +30,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
 from ..errors import ArtifactCorrupted, ArtifactError, ArtifactMissing, StateError
@@ -258,11 +259,15 @@ def _plain_scalar(value: Any) -> tuple[str, bytes] | None:
     """What `encode` makes of an int, str, bool, None or finite float (JSON), made without
     building a JSON encoder for it: the bytes are the same, so are the digests."""
     kind = type(value)
-    if kind in (int, str, bool, type(None)) or (kind is float and math.isfinite(value)):
-        try:
+    try:
+        if kind is int:  # (json writes an int as its repr)
+            return "json", int.__repr__(value).encode()
+        if kind is str:
+            return "json", _quoted(value).encode()
+        if kind in (bool, type(None)) or (kind is float and math.isfinite(value)):
             return "json", plain_json(value).encode()
-        except ValueError:  # an int too long to print: `encode` decides
-            return None
+    except ValueError:  # an int too long to print: `encode` decides
+        return None
     return None
 
 

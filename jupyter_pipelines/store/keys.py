@@ -150,14 +150,24 @@ def _as_json(text: str, quotes: int) -> bool:
     return text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == quotes
 
 
+_PLAIN_NAMES: dict[str, bool] = {}  # an input's name -> json.dumps writes it as it is
+
+
+def _plain_name(name: str) -> bool:
+    plain = _PLAIN_NAMES.get(name)
+    if plain is None:
+        if len(_PLAIN_NAMES) >= 4096:
+            _PLAIN_NAMES.clear()
+        plain = _PLAIN_NAMES[name] = _as_json(f'"{name}"', 2)
+    return plain
+
+
 def _inputs_digest(input_digests: dict[str, str]) -> str:
     """`_digest` of the inputs' digests by name; plain names are written as json.dumps would."""
-    if len(input_digests) == 1:  # the usual case, written directly
+    if len(input_digests) == 1:  # the usual case (a name, a hex digest), written directly
         for name, digest in input_digests.items():
-            if type(digest) is str:
-                text = f'{{"{name}": "{digest}"}}'
-                if text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == 4:
-                    return hashlib.sha256(text.encode()).hexdigest()[:32]
+            if type(digest) is str and digest.isascii() and digest.isalnum() and _plain_name(name):
+                return hashlib.sha256(f'{{"{name}": "{digest}"}}'.encode()).hexdigest()[:32]
     items = sorted(input_digests.items())
     if all(type(d) is str for _, d in items):
         text = "{" + ", ".join(f'"{n}": "{d}"' for n, d in items) + "}"
@@ -168,44 +178,56 @@ def _inputs_digest(input_digests: dict[str, str]) -> str:
 
 class KeyParts(dict):
     """A step's key parts (`PARTS`, each a digest), with their JSON text (`json`) made with
-    them: what the step's history row keeps (`parts_json`). Not to be changed."""
+    them: what the step's history row keeps (`parts_json`); ``head`` and ``tail`` are the text
+    before and after the inputs' part in it. Not to be changed."""
 
-    __slots__ = ("json",)
+    __slots__ = ("json", "head", "tail")
 
 
 class CacheKeys:
     """The cache keys of the steps of one run (``values``: its parameter values), made cheaply:
     a step's kind, code and helpers (and the modules it imports) are digested once per step
-    definition and notebook context (memoised across runs: an unchanged step costs a dict
-    look-up), each set of parameter values and each set of imported modules' versions once per
-    run; so a step's key is then two SHA-256 of short texts, its inputs' and the key's. Equal to
+    definition and notebook context, and the texts its key is made of (all its parts but the
+    inputs') once per set of parameter values too (memoised across runs: an unchanged step in a
+    run with the parameters of an earlier one costs two dict look-ups); each set of parameter
+    values read and each set of imported modules' versions is digested once per run. So a
+    step's key is then two SHA-256 of short texts, its inputs' and the key's. Equal to
     `key_parts` and `cache_key`, which make them afresh."""
 
     def __init__(self, context: Context, values: dict[str, Any]):
         self.context, self.values = context, values
         self._fixed = _memo(context)
+        # the run's parameter values as the parameters part sees them (each one's repr)
+        self._values_text = "\0".join(f"{p}\0{v!r}" for p, v in sorted(values.items()))
         self._parameters: dict[tuple[str, ...], str] = {}
         self._packages: dict[tuple[str, ...], str] = {}  # modules -> digest of their versions
-        self._by_reads: dict[tuple[str, ...], str] = {}  # names a step reads -> parameters part
-        self._steps: dict[str, tuple] = {}  # step digest -> its parts but the inputs', as texts
 
     def key(self, step: Step, input_digests: dict[str, str]) -> tuple[str, KeyParts]:
         """The step's cache key and its parts."""
-        made = self._steps.get(step.digest) if step.digest else None
-        if made is None:
-            made = self._made(step)
-        kind, code, helpers, parameters, packages, key_text, parts_text = made
+        fixed = self._fixed.get(step.digest) if step.digest else None
+        made = fixed[5].get(self._values_text) if fixed is not None else None
+        if made is None or self._packages_of(fixed[3]) != made[1]["packages"]:
+            made = self._made(step, fixed)
+        key_text, others, parts_text = made
         inputs = _inputs_digest(input_digests)
-        parts = KeyParts(kind=kind, code=code, helpers=helpers, parameters=parameters,
-                         inputs=inputs, packages=packages)
-        parts.json = parts_text[0] + inputs + parts_text[1]
+        parts = KeyParts(others)  # (a copy, the inputs' part in its place: `PARTS` order)
+        parts["inputs"] = inputs
+        parts.head, parts.tail = head, tail = parts_text
+        parts.json = head + inputs + tail
         return hashlib.sha256((key_text[0] + inputs + key_text[1]).encode()).hexdigest()[:32], parts
 
     def parts(self, step: Step, input_digests: dict[str, str]) -> dict[str, str]:
         return self.key(step, input_digests)[1]
 
-    def _made(self, step: Step) -> tuple:
-        fixed = self._fixed.get(step.digest) if step.digest else None
+    def _packages_of(self, modules: tuple[str, ...]) -> str:
+        packages = self._packages.get(modules)
+        if packages is None:
+            packages = self._packages[modules] = _packages_digest(modules)
+        return packages
+
+    def _made(self, step: Step, fixed: tuple | None) -> tuple:
+        """The step's parts but the inputs', and the texts around the inputs' part in its key's
+        text and its parts' JSON; memoised by the run's parameter values (``fixed[5]``)."""
         if fixed is None:
             reads = tuple(sorted(parameters_read(step, self.context, _Everything())))
             fixed = (*_fixed_parts(step, self.context), reads, {})
@@ -213,32 +235,24 @@ class CacheKeys:
                 if len(self._fixed) >= 65536:  # a long session's edits: start afresh
                     self._fixed.clear()
                 self._fixed[step.digest] = fixed
-        kind, code, helpers, modules, reads, texts = fixed
-        parameters = self._by_reads.get(reads)
+        kind, code, helpers, modules, reads, by_values = fixed
+        read = tuple([n for n in reads if n in self.values])  # sorted, as `reads` is
+        parameters = self._parameters.get(read)
         if parameters is None:
-            values = self.values
-            read = tuple([n for n in reads if n in values])  # sorted, as `reads` is
-            parameters = self._parameters.get(read)
-            if parameters is None:
-                parameters = self._parameters[read] = _digest({p: repr(self.values[p]) for p in read})
-            self._by_reads[reads] = parameters
-        packages = self._packages.get(modules)
-        if packages is None:
-            packages = self._packages[modules] = _packages_digest(modules)
-        made = texts.get((parameters, packages))  # the same as the step's last runs', usually
-        if made is None:
-            # the texts around the inputs' part in the key's and the parts' JSON: every part is a
-            # hex digest, so they are what json.dumps writes (see `cache_key`, `parts_json`)
-            key_text = ('["' + '", "'.join((kind, code, helpers, parameters)) + '", "',
-                        '", "' + packages + '"]')
-            parts_text = tuple((_PARTS_JSON % (kind, code, helpers, parameters, "\0", packages))
-                               .split("\0"))
-            if len(texts) >= 8:
-                texts.clear()
-            made = texts[parameters, packages] = (kind, code, helpers, parameters, packages,
-                                                  key_text, parts_text)
-        if step.digest:
-            self._steps[step.digest] = made
+            parameters = self._parameters[read] = _digest({p: repr(self.values[p]) for p in read})
+        packages = self._packages_of(modules)
+        # every part is a hex digest, so these texts are what json.dumps writes (see
+        # `cache_key`, `parts_json`)
+        key_text = ('["' + '", "'.join((kind, code, helpers, parameters)) + '", "',
+                    '", "' + packages + '"]')
+        parts_text = tuple((_PARTS_JSON % (kind, code, helpers, parameters, "\0", packages))
+                           .split("\0"))
+        others = {"kind": kind, "code": code, "helpers": helpers, "parameters": parameters,
+                  "inputs": "", "packages": packages}  # every part but the inputs'
+        made = (key_text, others, parts_text)
+        if len(by_values) >= 8:  # a few sets of parameter values are kept
+            by_values.clear()
+        by_values[self._values_text] = made
         return made
 
 
@@ -282,24 +296,16 @@ def changed_parts(before: dict[str, str] | None, now: dict[str, str]) -> list[st
     return [p for p in PARTS if before.get(p) != now.get(p)]
 
 
-# Where the inputs' digest sits in a parts JSON made by `_PARTS_JSON` (every part a digest of
-# `_digest`'s length): a stored text of the same length that agrees before and after it can
-# differ only there.
-_INPUTS_AT = (_PARTS_JSON % tuple("\0" * 32 if p == "inputs" else "0" * 32 for p in PARTS)).index("\0")
-
-
 def changed_since(before: str | dict | None, now: dict[str, str]) -> list[str]:
     """`changed_parts` of a previous run's parts, given as the JSON text its history row keeps
-    (or as a dict). Quick for the usual re-run, where only the inputs' part may differ: two
-    comparisons of the texts, no parsing."""
+    (or as a dict). Quick for the usual re-run, where only the inputs' part may differ: three
+    comparisons of the texts, no parsing, nothing copied."""
     if not before:
         return []
     if type(before) is str:
-        text = now.json if type(now) is KeyParts else None
-        at = _INPUTS_AT
-        if text is not None and len(before) == len(text) and before[:at] == text[:at] \
-                and before[at + 32:] == text[at + 32:]:
-            return [] if before[at:at + 32] == text[at:at + 32] else ["inputs"]
+        if type(now) is KeyParts and len(before) == len(now.json) and before.startswith(now.head) \
+                and before.endswith(now.tail):  # the same text but maybe the inputs' part
+            return [] if before.startswith(now["inputs"], len(now.head)) else ["inputs"]
         before = json.loads(before)
     return changed_parts(before, now)
 

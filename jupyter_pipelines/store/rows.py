@@ -67,6 +67,9 @@ def _hex(time: float | None) -> str | None:
 def outputs_json(refs: dict[str, ArtifactRef], artifacts: ArtifactStore) -> str:
     """A run's outputs as its row keeps them: each one's digest, format, size and type, and a
     file's identity when last verified (``seen``) or a small value's own text (``inline``)."""
+    if len(refs) == 1:  # the usual step
+        for name, ref in refs.items():
+            return f"{{{_quoted(name)}: {output_json(ref, artifacts)}}}"
     return "{" + ", ".join([f"{_quoted(name)}: {output_json(ref, artifacts)}"
                             for name, ref in refs.items()]) + "}"
 
