@@ -755,9 +755,10 @@ def test_a_step_with_a_new_key_asks_the_history_nothing(tmp_path, monkeypatch):
     calls.update(dict.fromkeys(calls, 0))
     changed = wide(tmp_path).start({"n": 2}, display=False)
     assert set(statuses(changed).values()) == {"Succeeded"}
-    # every key is new: only what `why` compares is read of the latest execution
+    # every key is new: only what `why` compares is needed of the latest execution, and this
+    # process ran it: nothing is read back
     assert calls == {"cached_run": 0, "last_parts": 0, "latest_execution": 1, "latest_runs": 0,
-                     "run_parts": 1, "stored_keys": 1}
+                     "run_parts": 0, "stored_keys": 1}
     whys = {n: r.why for n, r in changed.steps.items()}
     assert whys.pop("Total") == "its inputs (an upstream step's output) changed since its last run"
     assert set(whys.values()) == {"a parameter it reads changed since its last run"}
@@ -856,3 +857,30 @@ def test_a_run_never_waits_for_a_checkpoint_to_begin(tmp_path, monkeypatch):
     history.record_steps("e1", [], ("Succeeded", 2.0, None))
     assert os.path.getsize(history.path) > size + 40_000  # folded in by the commit
     assert history.execution("e1")["status"] == "Succeeded"
+
+
+def test_why_a_step_ran_is_told_from_memory_only_of_the_latest_execution(tmp_path, monkeypatch):
+    """A run says why each step ran from the key parts its process kept of the pipeline's last
+    execution it ran (`History.remember_parts`), no read; when another process ran the pipeline
+    since, that execution is the latest and its parts are read from the history: the same
+    explanations either way."""
+    from jupyter_pipelines.store.history import History
+    from jupyter_pipelines.store.workspace import Workspace
+
+    wide(tmp_path, steps=3).start(display=False)
+    calls = counting(monkeypatch, History, "run_parts")
+    here = wide(tmp_path, steps=3).start({"n": 2}, display=False)
+    assert calls["run_parts"] == 0
+    Workspace._open.cache_clear()  # another process: it keeps nothing of what this one ran
+    there = wide(tmp_path, steps=3).start({"n": 3}, display=False)
+    assert calls["run_parts"] == 1
+    assert [r.why for r in there.steps.values()] == [r.why for r in here.steps.values()]
+    assert there.steps["Total"].why == ("its inputs (an upstream step's output) changed since "
+                                        "its last run")
+    Workspace._open.cache_clear()
+    back = wide(tmp_path, steps=3)  # the first process's history object: an older execution
+    back.workspace.history.remember_parts("wide", here.id, {
+        n: (r.status, r.key_parts) for n, r in here.steps.items()})
+    again = back.start({"n": 4}, display=False)
+    assert calls["run_parts"] == 2  # `there` is the latest, not `here`: read, not remembered
+    assert [r.why for r in again.steps.values()] == [r.why for r in here.steps.values()]

@@ -121,6 +121,7 @@ class History:
         self._keys: set[str] = set()  # `stored_keys`: read up to rowid _keys_upto
         self._keys_upto: int | None = None
         self._keys_lock = threading.Lock()
+        self._parts: dict[str, tuple[str, dict]] = {}  # `remember_parts`, by pipeline
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._conn, self.read_only = connect(self.path, "history")
         with guarded(self.path, "history"):
@@ -406,6 +407,22 @@ class History:
         re-run would make one a step; `cached` makes a row what `cached_run` gives, so only
         the runs a step reuses are decoded."""
         return self._rows(self._latest_sql, [execution_id], None)
+
+    def remember_parts(self, pipeline: str, execution_id: str, parts: dict[str, tuple]) -> None:
+        """What `run_parts` reads of an execution (each finished step's ``(status, key parts)``),
+        given by the process that ran it, so the pipeline's next run here says why each step ran
+        without reading them back (`remembered_parts`). The last execution of a few pipelines."""
+        with self._keys_lock:
+            self._parts.pop(pipeline, None)
+            if len(self._parts) >= 16:
+                self._parts.pop(next(iter(self._parts)))
+            self._parts[pipeline] = (execution_id, parts)
+
+    def remembered_parts(self, pipeline: str, execution_id: str) -> dict[str, tuple] | None:
+        """`remember_parts` of ``execution_id``, if it was the last this process gave for the
+        pipeline (the caller knows it is the pipeline's latest execution in the history)."""
+        known = self._parts.get(pipeline)
+        return known[1] if known is not None and known[0] == execution_id else None
 
     def run_parts(self, execution_id: str) -> list[tuple]:
         """``(step, status, key parts JSON)`` of the execution's finished step runs: what

@@ -302,6 +302,9 @@ def changed_since(before: str | dict | None, now: dict[str, str]) -> list[str]:
     comparisons of the texts, no parsing, nothing copied."""
     if not before:
         return []
+    if type(before) is KeyParts and type(now) is KeyParts and before.head == now.head \
+            and before.tail == now.tail:  # (parts this process made: `History.remember_parts`)
+        return [] if before["inputs"] == now["inputs"] else ["inputs"]
     if type(before) is str:
         if type(now) is KeyParts and len(before) == len(now.json) and before.startswith(now.head) \
                 and before.endswith(now.tail):  # the same text but maybe the inputs' part

@@ -13,7 +13,8 @@ process; then only the rows added since, and not even those when this process wr
 query. The pipeline's latest execution's runs are read at most once a run, in one query each
 for what is needed: all of their fields at the first key found among the stored ones (a
 re-run finds each step's result there), or only each step's key parts, for `why`, if the run
-has missed until then (a run whose inputs changed upstream never reads the rest).
+has missed until then (a run whose inputs changed upstream never reads the rest); not even
+those when this process ran that execution (`History.remembered_parts`).
 """
 
 from __future__ import annotations
@@ -172,8 +173,10 @@ class Recorder:
     def why(self, step: str, parts: dict[str, str], expire: float | None) -> str:
         if self._previous is None:  # nothing reused yet: only what `why` needs is read
             latest = self._latest_execution()
-            self._previous = {step: (status, parts) for step, status, parts
-                              in (self.history.run_parts(latest) if latest else ())}
+            self._previous = self.history.remembered_parts(self.pipeline, latest) if latest else {}
+            if self._previous is None:  # (not run by this process last)
+                self._previous = {step: (status, parts)
+                                  for step, status, parts in self.history.run_parts(latest)}
         if self._latest_id is None:  # none of the pipeline's steps ran before
             return "it had not run before"
         previous = self._previous.get(step)
@@ -218,6 +221,9 @@ class Recorder:
         elif event == "execution_finished":
             self.writer.end((execution.status, execution.end_time, execution.failure_reason),
                             self.writer.unfinished())
+            self.history.remember_parts(self.pipeline, execution.id, {  # (see `why`)
+                name: (r.status, r.key_parts) for name, r in execution.steps.items()
+                if r.end is not None})
 
     def _started(self, execution: Execution) -> None:
         execution.version_id = self.version_id
