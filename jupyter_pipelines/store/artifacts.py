@@ -55,7 +55,7 @@ class _StorageKey:
         return key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ArtifactRef:
     digest: str   # sha256 of the format and the bytes
     format: str
@@ -64,6 +64,13 @@ class ArtifactRef:
     inline: str | None = None  # a small JSON value's text: it has no file (`INLINE_LIMIT`)
 
     key = _StorageKey()
+
+    def __init__(self, digest: str, format: str, size: int, type: str, inline: str | None = None):
+        # (the fields written straight into the instance: a frozen dataclass's own __init__
+        # goes through object.__setattr__ for each, twice the cost; one is made a step)
+        fields = self.__dict__
+        fields["digest"], fields["format"], fields["size"] = digest, format, size
+        fields["type"], fields["inline"] = type, inline
 
     def as_dict(self) -> dict:
         doc = {"digest": self.digest, "format": self.format, "size": self.size, "type": self.type}
