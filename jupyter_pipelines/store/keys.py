@@ -177,11 +177,15 @@ def _inputs_digest(input_digests: dict[str, str]) -> str:
 
 
 class KeyParts(dict):
-    """A step's key parts (`PARTS`, each a digest), with their JSON text (`json`) made with
-    them: what the step's history row keeps (`parts_json`); ``head`` and ``tail`` are the text
-    before and after the inputs' part in it. Not to be changed."""
+    """A step's key parts (`PARTS`, each a digest), with the texts of their JSON before and
+    after the inputs' part (``head``, ``tail``), made with them: the JSON (`json`) is what the
+    step's history row keeps (`parts_json`). Not to be changed."""
 
-    __slots__ = ("json", "head", "tail")
+    __slots__ = ("head", "tail")
+
+    @property
+    def json(self) -> str:
+        return self.head + self["inputs"] + self.tail
 
 
 class CacheKeys:
@@ -212,8 +216,7 @@ class CacheKeys:
         inputs = _inputs_digest(input_digests)
         parts = KeyParts(others)  # (a copy, the inputs' part in its place: `PARTS` order)
         parts["inputs"] = inputs
-        parts.head, parts.tail = head, tail = parts_text
-        parts.json = head + inputs + tail
+        parts.head, parts.tail = parts_text
         return hashlib.sha256((key_text[0] + inputs + key_text[1]).encode()).hexdigest()[:32], parts
 
     def parts(self, step: Step, input_digests: dict[str, str]) -> dict[str, str]:
@@ -306,9 +309,11 @@ def changed_since(before: str | dict | None, now: dict[str, str]) -> list[str]:
             and before.tail == now.tail:  # (parts this process made: `History.remember_parts`)
         return [] if before["inputs"] == now["inputs"] else ["inputs"]
     if type(before) is str:
-        if type(now) is KeyParts and len(before) == len(now.json) and before.startswith(now.head) \
-                and before.endswith(now.tail):  # the same text but maybe the inputs' part
-            return [] if before.startswith(now["inputs"], len(now.head)) else ["inputs"]
+        if type(now) is KeyParts:  # the same text but maybe the inputs' part?
+            head, inputs, tail = now.head, now["inputs"], now.tail
+            if len(before) == len(head) + len(inputs) + len(tail) and before.startswith(head) \
+                    and before.endswith(tail):
+                return [] if before.startswith(inputs, len(head)) else ["inputs"]
         before = json.loads(before)
     return changed_parts(before, now)
 

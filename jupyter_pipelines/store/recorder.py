@@ -201,9 +201,13 @@ class Recorder:
         refs = record.refs
         if refs and all(isinstance(refs.get(n), ArtifactRef) for n in record.outputs):
             return
-        put, value, name = self.artifacts.put, record.value, step.name
+        put, value, name, outputs = self.artifacts.put, record.value, step.name, record.outputs
+        if len(outputs) == 1:  # the usual step
+            (output,) = outputs
+            record.refs = {output: put(value(output), name=output, step=name)}
+            return
         record.refs = {output: put(value(output), name=output, step=name)  # fetched, if remote
-                       for output in record.outputs}
+                       for output in outputs}
 
     # -- the listener: the history as it happens --------------------------------------------
     def __call__(self, event: str, *, execution: Execution, record: StepRecord | None = None,

@@ -46,8 +46,8 @@ def journal_line(record, artifacts: ArtifactStore) -> str:
             and record.reused_from is None):
         return (f'{{"run": [{_quoted(record.name)}, {_quoted(record.kind)}, "Succeeded", '
                 f'"{start.hex()}", "{end.hex()}", {record.attempts}, "{record.cache_key}", '
-                f'{parts.json}, null, {outputs_json(record.refs, artifacts)}, null, "", "", null, '
-                f'null, {why_json(record.why)}]}}')
+                f'{parts.head}{parts["inputs"]}{parts.tail}, null, {outputs_json(record.refs, artifacts)}, '
+                f'null, "", "", null, null, {why_json(record.why)}]}}')
     row = record_row(record, artifacts)
     return plain_json({"run": [json.loads(v) if i in JSON_FIELDS and v is not None else v
                                for i, v in enumerate(row)]})

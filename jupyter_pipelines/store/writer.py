@@ -84,7 +84,8 @@ class HistoryWriter:
         with self._lock:
             self._finished.add(record.name)
             self._records.append(record)
-            self._schedule()
+            if not self._due:
+                self._schedule()
             if line is None or self._journal_failed:
                 return
             try:
