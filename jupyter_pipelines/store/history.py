@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import journal
-from .state import connect, database_error, ensure_folder, guarded
+from .state import connect, database_error, ensure_folder, guarded, second_connection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pipeline_versions (
@@ -154,7 +154,7 @@ class History:
         if self.read_only:
             self._reader, self._read_lock = self._conn, self._lock
         else:
-            self._reader = connect(self.path, "history")[0]
+            self._reader = second_connection(self.path, "history")
             self._read_lock = threading.Lock()
             self.mark_interrupted()
 
