@@ -194,3 +194,42 @@ def test_a_whole_run_works_out_fingerprints_only_when_a_cell_run_needs_them(pipe
     assert {n: r.status for n, r in again.steps.items()} == {"Load": "Cached", "Sum": "Succeeded"}
     assert again.steps["Load"].reused_from == pipe.executions[1].id and len(calls) == 2
     assert pipe.run_step("Sum", {"k": 3}).result("Sum", "total") == 18
+
+
+def test_a_listener_with_events_is_called_for_those_only(tmp_path, monkeypatch):
+    """`Execution.emit` calls a listener that lists its ``events`` for those alone, and any
+    other listener (a function, a bound method, an object without the list) for every event;
+    the history's recorder takes no ``step_started``, and the history is whole all the same."""
+    from jupyter_pipelines.store.recorder import Recorder
+
+    seen: dict[str, list[str]] = {"function": [], "method": [], "listed": [], "recorder": []}
+
+    class Listed:
+        events = frozenset({"step_finished"})
+
+        def __call__(self, event, **fields):
+            seen["listed"].append(event)
+
+        def method(self, event, **fields):
+            seen["method"].append(event)
+
+    real = Recorder.__call__
+
+    def spy(self, event, **fields):
+        seen["recorder"].append(event)
+        return real(self, event, **fields)
+
+    listed = Listed()
+    p = Pipeline("listened", home=tmp_path / "state")
+    p.add_step("A", "x = 1")
+    p.add_step("B", "y = x + 1")
+    monkeypatch.setattr(Recorder, "__call__", spy)
+    ex = p.start(display=False, listeners=[
+        lambda event, **fields: seen["function"].append(event), listed.method, listed])
+    every = ["execution_started", "step_started", "step_finished", "step_started",
+             "step_finished", "execution_finished"]
+    assert seen["function"] == seen["method"] == every
+    assert seen["listed"] == ["step_finished", "step_finished"]
+    assert seen["recorder"] == [e for e in every if e != "step_started"]
+    p.workspace.history.settle()
+    assert [r["status"] for r in p.workspace.history.step_runs(ex.id)] == ["Succeeded"] * 2

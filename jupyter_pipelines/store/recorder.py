@@ -33,6 +33,9 @@ from .writer import HistoryWriter
 
 
 class Recorder:
+    # the events it takes as a listener (`Execution.emit`): a step's start writes nothing
+    events = frozenset({"execution_started", "step_finished", "execution_finished"})
+
     def __init__(self, pipeline: str, history: History, artifacts: ArtifactStore, graph: Graph,
                  context: Context, values: dict[str, Any], version_id: int,
                  retry_of: str | None = None, force: frozenset[str] = frozenset()):
