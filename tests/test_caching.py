@@ -517,11 +517,11 @@ def test_a_fully_cached_run_is_one_history_transaction_of_copied_rows(tmp_path, 
 
 
 def test_cached_rows_are_copied_a_chunk_of_rows_per_statement(tmp_path, monkeypatch):
-    """The copies are made by a few statements of many rows each (`history._CHUNK`): split
+    """The copies are made by a few statements of many rows each (`schema.CHUNK`): split
     over several, every row is still the stored one's, in the run's order."""
-    from jupyter_pipelines.store import history as history_mod
+    from jupyter_pipelines.store import schema
 
-    monkeypatch.setattr(history_mod, "_CHUNK", 2)  # three copies: a statement of 2, one of 1
+    monkeypatch.setattr(schema, "CHUNK", 2)  # three copies: a statement of 2, one of 1
     first = chain_of_three(tmp_path).start(display=False)
     cached = chain_of_three(tmp_path).start(display=False)
     history = chain_of_three(tmp_path).workspace.history
@@ -637,9 +637,9 @@ def test_what_changed_since_a_run_is_read_from_its_parts_text_as_from_its_parts(
 
 
 def test_a_records_row_is_what_step_row_makes_of_its_fields(tmp_path):
-    """`record_row` (the run's fast path) writes the same values as `history.step_row`."""
-    from jupyter_pipelines.store.history import step_row
+    """`record_row` (the run's fast path) writes the same values as `schema.step_row`."""
     from jupyter_pipelines.store.rows import record_row
+    from jupyter_pipelines.store.schema import step_row
 
     p = Pipeline("rows", home=tmp_path / "state")
     p.add_parameter("t", 2)

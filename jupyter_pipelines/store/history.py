@@ -17,7 +17,6 @@ wait for a commit in progress (WAL: readers see the last commit).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import socket
@@ -27,71 +26,11 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
-from . import journal
+from . import journal, schema
+from .schema import CACHED_COLUMNS, ROWS, RUN_COLUMNS, SCHEMA, TOP, WRITE_RUN, copy_runs, write_runs
 from .state import connect, database_error, ensure_folder, guarded, second_connection
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pipeline_versions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    pipeline TEXT NOT NULL, digest TEXT NOT NULL, definition TEXT NOT NULL, created REAL NOT NULL,
-    UNIQUE (pipeline, digest));
-CREATE TABLE IF NOT EXISTS executions (
-    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, version_id INTEGER, parameters TEXT NOT NULL,
-    status TEXT NOT NULL, start REAL, end REAL, failure_reason TEXT, pid INTEGER, host TEXT,
-    retry_of TEXT, workdir TEXT);
-CREATE TABLE IF NOT EXISTS step_runs (
-    execution_id TEXT NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
-    start REAL, end REAL, attempts INTEGER NOT NULL DEFAULT 0, cache_key TEXT, key_parts TEXT,
-    cache_source TEXT, outputs TEXT, metadata TEXT, stdout TEXT, stderr TEXT,
-    failure_reason TEXT, traceback TEXT, why TEXT, invalid TEXT,
-    PRIMARY KEY (execution_id, step));
-CREATE INDEX IF NOT EXISTS step_runs_by_key_end ON step_runs (cache_key, end);
-CREATE INDEX IF NOT EXISTS step_runs_by_step ON step_runs (step, end);
-CREATE INDEX IF NOT EXISTS executions_by_pipeline ON executions (pipeline, start);
-DROP INDEX IF EXISTS step_runs_by_key;
-"""
-# A cache look-up walks step_runs_by_key_end from the newest run with the key and stops at the
-# first usable one (no sort; ~7 µs). The (cache_key, status) index it replaced made SQLite sort.
-_RUN_COLUMNS = ("step", "kind", "status", "start", "end", "attempts", "cache_key", "key_parts",
-                "cache_source", "outputs", "metadata", "stdout", "stderr", "failure_reason",
-                "traceback", "why")
-# An upsert, not INSERT OR REPLACE: a row written again (Executing, then finished; a journal
-# replayed) keeps what doctor marked on it (`invalid`) and its place in the table.
-_WRITE_RUN = (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) "
-              f"VALUES (?, {', '.join('?' * len(_RUN_COLUMNS))}) ON CONFLICT (execution_id, step) "
-              f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RUN_COLUMNS[1:])}")
-_ROWS = 1000  # rows written by one statement at most (`History._rows_per_statement`)
-_TOP = "SELECT max(rowid) FROM step_runs"  # (rows are never deleted: a new one is above it)
 _CHECKPOINT_PAGES = 1000  # the WAL's pages after which a commit checkpoints (SQLite's default)
-
-
-@functools.lru_cache(maxsize=4)
-def _write_runs(n: int) -> str:
-    """`_WRITE_RUN` of ``n`` rows: one statement for many, so the history's thread releases
-    and retakes the GIL once for them, not once a row (while the run's thread is busy, each
-    retake waits up to the interpreter's switch interval, 5 ms)."""
-    row = f"(?, {', '.join('?' * len(_RUN_COLUMNS))})"
-    return _WRITE_RUN.replace(f"VALUES {row}", "VALUES " + ", ".join([row] * n))
-
-
-_CACHED_COLUMNS = ("rowid", "execution_id", "step", "kind", "status", "end", "cache_key",
-                   "cache_source", "outputs", "metadata", "stdout", "stderr")
-_CHUNK = 256  # Cached rows copied by one statement (~30% faster than a statement each)
-
-
-@functools.lru_cache(maxsize=16)
-def _copy_runs(n: int) -> str:
-    """The statement copying ``n`` Cached rows, each bound as ``(source rowid, step, start,
-    end)`` after the execution's id. A Cached step's row is its source run's, with this
-    execution's id, name and times: copied in SQLite, nothing of it decoded or encoded again
-    (step_runs rows are never deleted)."""
-    values = ", ".join(["(?, ?, ?, ?)"] * n)
-    return (f"INSERT INTO step_runs (execution_id, {', '.join(_RUN_COLUMNS)}) SELECT ?1, "
-            "v.column2, s.kind, 'Cached', v.column3, v.column4, 0, s.cache_key, s.key_parts, "
-            "COALESCE(NULLIF(s.cache_source, ''), s.execution_id), s.outputs, s.metadata, "
-            f"s.stdout, s.stderr, NULL, NULL, NULL FROM (VALUES {values}) v CROSS JOIN step_runs s "
-            "ON s.rowid = v.column1 WHERE true" + _WRITE_RUN[_WRITE_RUN.index(" ON CONFLICT"):])
-
 
 # Executions' ends waiting for their commit, by database file (`History.pending`).
 _PENDING: dict = {}
@@ -99,18 +38,6 @@ _SETTLED = threading.Condition()
 
 INTERRUPTED = ("Interrupted: the process running this execution ended (killed or crashed) "
                "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
-
-
-def step_row(run: dict) -> list:
-    """A step run (a dict of `_RUN_COLUMNS`) as the values written for it: what
-    `History.record_steps` takes and a `journal` line holds."""
-    values = [run.get(c) for c in _RUN_COLUMNS]
-    for i in (7, 9, 15):  # key_parts, outputs, why: our own plain data
-        if values[i] is not None:
-            values[i] = journal.plain_json(values[i])
-    if values[10] is not None:  # metadata: the user's values too (a condition's operands)
-        values[10] = json.dumps(values[10], default=repr)
-    return values
 
 
 class History:
@@ -128,11 +55,11 @@ class History:
             if not self.read_only:
                 if new:  # nothing to lose yet (as in `connect`): no fsync for the empty tables
                     self._conn.execute("PRAGMA synchronous=OFF")
-                    self._conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+                    self._conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
                     self._conn.execute("PRAGMA synchronous=NORMAL")
                 else:
                     self._conn.execute("PRAGMA synchronous=NORMAL")
-                    self._conn.executescript(_SCHEMA)
+                    self._conn.executescript(SCHEMA)
                 if "invalid" not in self._columns():  # a history from before `invalid`
                     try:
                         self._conn.execute("ALTER TABLE step_runs ADD COLUMN invalid TEXT")
@@ -142,10 +69,10 @@ class History:
             self._valid = " AND invalid IS NULL" if "invalid" in self._columns() else ""
             # SQLite before 3.32 binds at most 999 values to a statement; later ones 32766 or more
             limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-            self._rows_per_statement = max(1, min(_ROWS, limit // (len(_RUN_COLUMNS) + 1)))
-        usable = (f"SELECT {', '.join(_CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
+            self._rows_per_statement = max(1, min(ROWS, limit // (len(RUN_COLUMNS) + 1)))
+        usable = (f"SELECT {', '.join(CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
                   f"('Succeeded', 'Cached') AND outputs IS NOT NULL{self._valid}")
-        self._latest_sql = (f"SELECT {', '.join(_CACHED_COLUMNS)}, status IN ('Succeeded', "
+        self._latest_sql = (f"SELECT {', '.join(CACHED_COLUMNS)}, status IN ('Succeeded', "
                             f"'Cached') AND outputs IS NOT NULL{self._valid}, key_parts FROM "
                             "step_runs WHERE execution_id = ? AND end IS NOT NULL")
         self.cached_sql = usable.format("cache_key = ?") + " ORDER BY end DESC LIMIT 1"
@@ -228,22 +155,22 @@ class History:
 
     def record_steps(self, execution_id: str, rows: list[list], finish: tuple | None = None,
                      copies: list[tuple] = ()) -> None:
-        """Write step runs (`step_row` values), Cached runs that
+        """Write step runs (`schema.step_row` values), Cached runs that
         copy a stored one (``copies``: ``(source rowid, step, start, end)``, see `cached_run`)
         and, with ``finish`` (status, end, reason), the execution's end, in one transaction."""
         with self._tx() as db:
-            (before,) = db.execute(_TOP).fetchone()
-            for i in range(0, len(copies), _CHUNK):
-                chunk = copies[i:i + _CHUNK]
-                db.execute(_copy_runs(len(chunk)), [execution_id, *(v for c in chunk for v in c)])
+            (before,) = db.execute(TOP).fetchone()
+            for i in range(0, len(copies), schema.CHUNK):
+                chunk = copies[i:i + schema.CHUNK]
+                db.execute(copy_runs(len(chunk)), [execution_id, *(v for c in chunk for v in c)])
             per = self._rows_per_statement
             for i in range(0, len(rows), per):
                 chunk = rows[i:i + per]
-                db.execute(_write_runs(len(chunk)), [v for row in chunk for v in (execution_id, *row)])
+                db.execute(write_runs(len(chunk)), [v for row in chunk for v in (execution_id, *row)])
             if finish is not None:
                 db.execute("UPDATE executions SET status = ?, end = ?, failure_reason = ? "
                            "WHERE id = ?", (*finish, execution_id))
-            (after,) = db.execute(_TOP).fetchone()
+            (after,) = db.execute(TOP).fetchone()
         self._learn_keys(before or 0, after or 0, rows, len(copies))
 
     def _learn_keys(self, before: int, after: int, rows: list[list], copies: int) -> None:
@@ -271,13 +198,13 @@ class History:
         journals = journal.left_behind(self.folder)
         for eid in dead:
             path = journals.pop(eid, None)
-            rows, end = journal.read(path, len(_RUN_COLUMNS)) if path else ([], None)
+            rows, end = journal.read(path, len(RUN_COLUMNS)) if path else ([], None)
             if end is not None:  # it ended; the process died before committing the end
                 self.record_steps(eid, rows, tuple(end["end"]),
                                   [tuple(c) for c in end.get("copies", []) if len(c) == 4])
             else:
                 with self._tx() as db:
-                    db.executemany(_WRITE_RUN, [[eid, *row] for row in rows])
+                    db.executemany(WRITE_RUN, [[eid, *row] for row in rows])
                     db.execute("UPDATE executions SET status = 'Failed', failure_reason = ?, end = "
                                "COALESCE(end, (SELECT MAX(end) FROM step_runs WHERE execution_id = ?), "
                                "start) WHERE id = ? AND status = 'Executing'", (INTERRUPTED, eid, eid))
@@ -379,7 +306,7 @@ class History:
 
     @staticmethod
     def cached(row: tuple) -> dict:
-        """A row of `_CACHED_COLUMNS` as the dict a reused run is made of."""
+        """A row of `CACHED_COLUMNS` as the dict a reused run is made of."""
         rowid, execution_id, step, kind, status, end, key, source, outputs, metadata, *out = row
         return {"rowid": rowid, "execution_id": execution_id, "step": step, "kind": kind,
                 "status": status, "end": end, "cache_key": key, "cache_source": source,
@@ -402,7 +329,7 @@ class History:
         return rows[0][0] if rows else None
 
     def latest_runs(self, execution_id: str) -> list[tuple]:
-        """The execution's finished step runs, as rows of `_CACHED_COLUMNS` and two more:
+        """The execution's finished step runs, as rows of `CACHED_COLUMNS` and two more:
         whether the run can be reused, and its key parts (JSON), for `why`. One query where a
         re-run would make one a step; `cached` makes a row what `cached_run` gives, so only
         the runs a step reuses are decoded."""

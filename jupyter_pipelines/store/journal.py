@@ -17,7 +17,7 @@ state. A write cut short by the kill leaves a last line without its newline (or 
 
 One file per execution, ``journal/<quoted execution id>.jsonl`` in the state folder; each line
 is JSON (ASCII, so a newline only ever ends a line): a step run, ``{"run": [...]}`` (the values
-of its `history.step_row`, see `rows.journal_line`; the start and end maybe as `float.hex`
+of its `schema.step_row`, see `rows.journal_line`; the start and end maybe as `float.hex`
 texts, exact and about half the cost of writing a number), and, last, maybe the execution's end.
 """
 

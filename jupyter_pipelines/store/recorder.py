@@ -178,8 +178,8 @@ class Recorder:
             latest = self._latest_execution()
             self._previous = self.history.remembered_parts(self.pipeline, latest) if latest else {}
             if self._previous is None:  # (not run by this process last)
-                self._previous = {step: (status, parts)
-                                  for step, status, parts in self.history.run_parts(latest)}
+                self._previous = {name: (status, text)
+                                  for name, status, text in self.history.run_parts(latest)}
         if self._latest_id is None:  # none of the pipeline's steps ran before
             return "it had not run before"
         previous = self._previous.get(step)

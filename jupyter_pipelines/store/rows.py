@@ -24,7 +24,7 @@ from .keys import KeyParts, parts_json
 
 def record_row(record, artifacts: ArtifactStore) -> list:
     """The history row of a step record: the values `History.record_steps` writes (in
-    `history`'s column order, as `history.step_row` makes them of a dict), made directly."""
+    `history`'s column order, as `schema.step_row` makes them of a dict), made directly."""
     outputs = None
     if record.status in ("Succeeded", "Cached"):
         outputs = outputs_json(record.refs, artifacts)

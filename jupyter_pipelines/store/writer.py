@@ -43,9 +43,10 @@ import time
 from typing import Any
 
 from .artifacts import ArtifactStore
-from .history import History, step_row
+from .history import History
 from .journal import Journal
 from .rows import end_line, journal_line, record_row
+from .schema import step_row
 
 FLUSH_INTERVAL = 0.1  # seconds a queued row waits at most for its commit
 JOURNAL_LIMIT = 8 << 20  # bytes: a journal this long is cleared by a commit on the run's thread
