@@ -49,6 +49,7 @@ class History:
         self._keys_upto: int | None = None
         self._keys_lock = threading.Lock()
         self._parts: dict[str, tuple[str, dict]] = {}  # `remember_parts`, by pipeline
+        self._parts_lock = threading.Lock()
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._conn, self.read_only = connect(self.path, "history")
         with guarded(self.path, "history"):
@@ -339,7 +340,7 @@ class History:
         """What `run_parts` reads of an execution (each finished step's ``(status, key parts)``),
         given by the process that ran it, so the pipeline's next run here says why each step ran
         without reading them back (`remembered_parts`). The last execution of a few pipelines."""
-        with self._keys_lock:
+        with self._parts_lock:
             self._parts.pop(pipeline, None)
             if len(self._parts) >= 16:
                 self._parts.pop(next(iter(self._parts)))

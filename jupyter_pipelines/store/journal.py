@@ -114,9 +114,12 @@ class Journal:
             pass
 
 
-def _time(text: str) -> float | None:
+def _time(value):
+    """A time as a line holds it: a number, or a `float.hex` text."""
+    if type(value) is not str:
+        return value
     try:
-        return float.fromhex(text)
+        return float.fromhex(value)
     except ValueError:  # not ours: the row keeps no time rather than a wrong one
         return None
 
@@ -149,14 +152,13 @@ def read(path: Path, width: int) -> tuple[list[list], dict | None]:
             row = [plain_json(v) if i in JSON_FIELDS and v is not None else v
                    for i, v in enumerate(value["run"])]
             for i in TIMES:
-                if type(row[i]) is str:
-                    row[i] = _time(row[i])
+                row[i] = _time(row[i])
             rows.append(row)
         elif isinstance(value, list) and len(value) == width:  # a row as it is (before "run")
             rows.append(value)
         elif isinstance(value, dict) and isinstance(value.get("end"), list) and len(value["end"]) == 3:
             for copy in value.get("copies", []):
                 if isinstance(copy, list) and len(copy) == 4:
-                    copy[2:] = [_time(t) if type(t) is str else t for t in copy[2:]]
+                    copy[2:] = [_time(t) for t in copy[2:]]
             end = value
     return rows, end
