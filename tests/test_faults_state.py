@@ -162,6 +162,44 @@ def test_a_database_locked_too_long_is_a_clear_error(tmp_path, monkeypatch):
         holder.close()
 
 
+
+def _open_new_databases(folder: str, count: int, barrier, results) -> None:
+    """Worker: open ``count`` new databases in ``folder``, each at the same moment as the other
+    worker (the barrier), and report the errors."""
+    from jupyter_pipelines.store.state import connect
+
+    errors = []
+    for i in range(count):
+        barrier.wait(60)
+        try:
+            conn, _ = connect(Path(folder) / f"{i}.db", "registry")
+            conn.close()
+        except StateError as exc:
+            errors.append(str(exc))
+    results.put(errors)
+
+
+def test_two_processes_creating_one_database_at_once_both_open_it(tmp_path):
+    # The one that reads the empty file while the other writes its header is told "database is
+    # locked" at once, without waiting (about half of these 40 opens failed so before the fix).
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    workers = [ctx.Process(target=_open_new_databases, args=(str(tmp_path), 20, barrier, results))
+               for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        errors = [results.get(timeout=120) for _ in workers]
+    finally:
+        for w in workers:
+            w.join(timeout=60)
+    assert errors == [[], []]
+    for i in range(20):
+        with sqlite3.connect(tmp_path / f"{i}.db") as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
 # -- a read-only state folder: reading works, writing says why not --------------------------------
 
 def read_only(folder: Path, args: list, cwd: Path) -> subprocess.CompletedProcess:

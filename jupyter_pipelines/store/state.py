@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,17 +58,33 @@ def read_only_uri(path: Path) -> str:
 
 def connect(path: Path, what: str, *, timeout: float | None = None) -> tuple[sqlite3.Connection, bool]:
     """``(connection, read_only)``: read-write when the file and folder allow it, else
-    read-only (reading a read-only state folder works; writing says why it cannot)."""
+    read-only (reading a read-only state folder works; writing says why it cannot).
+
+    Two processes creating the same database at once (two runs registering their first model)
+    race: the one that read the empty file while the other writes its header cannot wait for
+    the lock (SQLite refuses, as waiting could deadlock) and is told "database is locked" at
+    once. It opens again, until the lock timeout, as a wait for the lock would."""
     timeout = LOCK_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _connect(path, max(deadline - time.monotonic(), 0.0))
+        except sqlite3.Error as exc:
+            if "database is locked" not in str(exc) or time.monotonic() >= deadline:
+                raise database_error(exc, path, what) from None
+        time.sleep(0.002)
+
+
+def _connect(path: Path, timeout: float) -> tuple[sqlite3.Connection, bool]:
     read_only = path.exists() and not writable(path)
     new = not read_only and (not path.exists() or path.stat().st_size == 0)  # nothing to lose yet
+    if read_only:
+        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout,
+                               isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                               check_same_thread=False)
     try:
-        if read_only:
-            conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout,
-                                   isolation_level=None, check_same_thread=False)
-        else:
-            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
-                                   check_same_thread=False)
         if new:  # a power cut can only lose an empty file: switch to WAL without an fsync
             (sync,) = conn.execute("PRAGMA synchronous").fetchone()
             conn.execute("PRAGMA synchronous=OFF")
@@ -76,8 +93,9 @@ def connect(path: Path, what: str, *, timeout: float | None = None) -> tuple[sql
         elif not read_only:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a real database?
-    except sqlite3.Error as exc:
-        raise database_error(exc, path, what) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn, read_only
 
 
