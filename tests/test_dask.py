@@ -169,6 +169,34 @@ def test_a_value_the_cluster_cannot_be_sent_fails_the_step_clearly(dask, tmp_pat
     assert "lock" in ex.steps["Make"].failure_reason
 
 
+
+def test_a_step_that_cannot_be_sent_fails_alone_and_the_rest_of_its_graph_runs(dask, monkeypatch):
+    """Chained steps are sent as one graph; when it cannot be sent, each step is sent alone, so
+    the one at fault fails with why, its downstream is NotRun and the others run."""
+    from jupyter_pipelines.run import remote
+
+    real = remote.RemoteSteps._inputs
+
+    def inputs(self, run, step):
+        found = real(self, run, step)
+        if step.name == "b":  # as a value held in the kernel that cannot be pickled would be
+            found["extra"] = ("value", threading.Lock())
+        return found
+
+    monkeypatch.setattr(remote.RemoteSteps, "_inputs", inputs)
+    p = Pipeline("unsent", persist=False)
+    p.add_step("a", "x = 1")
+    p.add_step("b", "y = x + 1")
+    p.add_step("c", "z = y + 1")
+    p.add_step("d", "w = x + 2")
+    ex = p.start(executor=dask, display=False)
+    status = {name: record.status for name, record in ex.steps.items()}
+    assert status == {"a": "Succeeded", "b": "Failed", "c": "NotRun", "d": "Succeeded"}
+    reason = ex.steps["b"].failure_reason
+    assert reason.startswith("Step `b` could not be handed to the Dask cluster (its input `extra`, "
+                             "a _thread.lock, cannot be pickled: ")
+    assert ex.result("d", "w") == 3
+
 def test_an_interrupt_cancels_the_running_steps(dask, tmp_path):
     import _thread
 

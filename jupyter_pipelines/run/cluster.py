@@ -14,8 +14,9 @@ and short previews, what it printed, the worker) through Dask's event stream, no
 fetch a value only when asked (``result()``, a `%%step` cell binding it, a kernel-side step).
 
 A step whose upstream steps are still running may be submitted at once, its inputs being the
-upstream tasks' futures (the runner decides when: see `runner._Run._chain`), so a chain of
-steps runs on the cluster without a round trip to the kernel between steps.
+upstream tasks (the runner decides when: see `remote`), so a chain of steps runs on the cluster
+without a round trip to the kernel between steps; the steps submitted together are sent as one
+graph (`DaskExecutor.send`).
 """
 
 from __future__ import annotations
@@ -92,14 +93,23 @@ class StepHandle:
     worker starts it, ``finished`` with its summary `TaskResult` (outputs as `RemoteOutput`s);
     ``full`` is the Dask future of the whole result, what steps reading it are given."""
 
-    def __init__(self, executor: DaskExecutor, step: str, full, tasks: list):
+    def __init__(self, executor: DaskExecutor, step: str, full, tasks: list, inputs: dict):
         self.step, self.full, self._tasks, self._executor = step, full, tasks, executor
+        self.token, self.inputs = full.key, inputs
         self.started: Future = Future()
         self.finished: Future = Future()
         self.quiet_since: float | None = None  # when its task was seen done with no summary
 
+    def fail(self, result) -> None:
+        """It could not be sent: it ends with ``result`` (a failed `TaskResult`)."""
+        _resolve(self.started, None)
+        _resolve(self.finished, result)
+
     def cancel(self) -> None:
-        self._executor.client.cancel(self._tasks, force=True)
+        if self in self._executor._unsent:  # not sent: nothing on the cluster
+            self._executor._unsent.remove(self)
+        else:
+            self._executor.client.cancel(self._tasks, force=True)
         for future in (self.started, self.finished):
             future.cancel()
 
@@ -136,6 +146,7 @@ class DaskExecutor(Executor):
         self.client, self.cluster = client, cluster
         self._waiting: dict[str, StepHandle] = {}  # token -> step on the cluster, not summed up
         self._reach: dict[str, bool] = {}
+        self._unsent: list[StepHandle] = []  # submitted, to be sent as one graph (`send`)
         client.subscribe_topic(TOPIC, self._event)
 
     # -- where things are -----------------------------------------------------------------
@@ -206,20 +217,57 @@ class DaskExecutor(Executor):
     def submit_step(self, step, base, inputs: dict, ctx, store: str | None, parts: int = 1) -> StepHandle:
         """Run ``step`` on a worker: ``inputs`` maps names to ("remote", future, output),
         ("stored", ref) or ("value", value); ``store`` is the store's location the worker
-        writes outputs to (None: nothing is stored); ``parts`` > 1 spreads a transform."""
+        writes outputs to (None: nothing is stored); ``parts`` > 1 spreads a transform.
+
+        The step is sent with the others submitted until `send` (one graph: the scheduler
+        takes each graph at a cost of its own, so a chain sent step by step cost it n^2);
+        until then its handle's ``full`` is a Dask delayed, which steps chained after it
+        read as they would read its future."""
+        from dask import delayed
+
         token = f"{step.name}-{uuid.uuid4().hex}"
-        client = self.client
+        inputs = {name: ("value", _Held(source[1])) if source[0] == "value" else source
+                  for name, source in inputs.items()}  # a value is sent as it is (a Dask
+        # collection too: Dask would compute one it found in a task's arguments)
         if parts == 1:
-            full = client.submit(work.run_step, step, base, inputs, ctx, store, token, key=token,
-                                 pure=False)
+            full = delayed(work.run_step, pure=False)(step, base, inputs, ctx, store,
+                                                      dask_key_name=token)
             tasks = [full]
         else:
-            tasks = [client.submit(work.run_part, step, base, inputs, ctx, token, i, parts,
-                                   key=f"{token}-part{i}", pure=False) for i in range(parts)]
-            full = client.submit(work.merge_parts, step, tasks, store, token, key=token, pure=False)
+            tasks = [delayed(work.run_part, pure=False)(step, base, inputs, ctx, i, parts,
+                                                        dask_key_name=f"{token}-part{i}")
+                     for i in range(parts)]
+            full = delayed(work.merge_parts, pure=False)(step, tasks, store, dask_key_name=token)
             tasks.append(full)
-        handle = self._waiting[token] = StepHandle(self, step.name, full, tasks)
+        handle = self._waiting[token] = StepHandle(self, step.name, full, tasks, inputs)
+        self._unsent.append(handle)
         return handle
+
+    def send(self) -> dict[str, str]:
+        """Send the steps submitted since the last call, as one graph; returns the steps that
+        could not be sent (a value the cluster cannot be sent: each is tried alone to tell
+        which), by name, with why."""
+        handles, self._unsent = self._unsent, []
+        try:
+            self._sent(handles)
+            return {}
+        except Exception:
+            pass
+        failed = {}
+        for handle in handles:
+            try:
+                self._sent([handle])
+            except Exception as exc:
+                failed[handle.step] = _unsendable(handle.inputs, exc)
+                self._waiting.pop(handle.token, None)
+        return failed
+
+    def _sent(self, handles: list[StepHandle]) -> None:
+        tasks = [task for handle in handles for task in handle._tasks]
+        futures = iter(self.client.compute(tasks, optimize_graph=False))
+        for handle in handles:
+            handle._tasks = [next(futures) for _ in handle._tasks]
+            handle.full = handle._tasks[-1]
 
     def _event(self, event) -> None:
         """A worker's message (in the client's event loop): a step started or finished."""
@@ -298,12 +346,36 @@ def _is_own_address(host: str) -> bool:
         return False
 
 
+def _unsendable(inputs: dict, exc: Exception) -> str:
+    """Why a step could not be sent: the input that cannot be pickled, if one is to blame."""
+    import cloudpickle
+
+    while exc.__cause__ is not None or exc.__context__ is not None:  # Dask's wrapping: to the root
+        exc = exc.__cause__ or exc.__context__
+    for name, source in inputs.items():
+        if source[0] == "value":
+            try:
+                cloudpickle.dumps(source[1].value)
+            except Exception as cause:
+                kind = type(source[1].value)
+                return (f"its input `{name}`, a {kind.__module__}.{kind.__qualname__}, cannot "
+                        f"be pickled: {cause}")
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _resolve(future: Future, value) -> None:
     if not future.done():
         try:
             future.set_result(value)
         except Exception:  # resolved meanwhile by the other path
             pass
+
+
+class _Held:
+    """A value a step reads, as the kernel holds it."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 class _Base:

@@ -35,7 +35,7 @@ def _namespace(base, inputs: dict, store: str | None):
         elif source[0] == "stored":
             value = _store(store).get(source[1], output=name)
         else:
-            value = source[1]
+            value = source[1].value  # (`cluster._Held`)
         if name.startswith("__refs__:"):  # a step a transform names (its model)
             ns.setdefault("__refs__", {})[name[len("__refs__:"):]] = value
         else:
@@ -43,7 +43,15 @@ def _namespace(base, inputs: dict, store: str | None):
     return ns
 
 
-def run_step(step, base, inputs, ctx, store, token):
+def _token() -> str:
+    """The step's token: the key of the task running (a part's is the token, ``-part<i>``)."""
+    from distributed import get_worker
+
+    return str(get_worker().get_current_task())
+
+
+def run_step(step, base, inputs, ctx, store):
+    token = _token()
     ns = _namespace(base, inputs, store)
     if ns is None:
         result = TaskResult("NotRun", failure_reason="an upstream step failed")
@@ -55,9 +63,9 @@ def run_step(step, base, inputs, ctx, store, token):
     return result
 
 
-def run_part(step, base, inputs, ctx, token, part, parts):
+def run_part(step, base, inputs, ctx, part, parts):
     if part == 0:
-        _tell(token, "started")
+        _tell(_token().rsplit("-part", 1)[0], "started")
     ns = _namespace(base, inputs, None)
     if ns is None:
         return TaskResult("NotRun", failure_reason="an upstream step failed")
@@ -66,7 +74,8 @@ def run_part(step, base, inputs, ctx, token, part, parts):
     return run_task(step, pieces[part], ctx) if part < len(pieces) else None
 
 
-def merge_parts(step, results, store, token):
+def merge_parts(step, results, store):
+    token = _token()
     results = [r for r in results if r is not None]
     stopped = next((r for r in results if r.status == "NotRun"), None)
     result = stopped or _stored(step, merged(KINDS[step.kind], step, results), store)

@@ -5,9 +5,10 @@ what comes back. It knows nothing of notebooks or widgets: it emits events on th
 from __future__ import annotations
 
 import builtins
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
 from typing import Protocol
 
 from ..errors import PipelineError
@@ -68,6 +69,10 @@ class _Run:
         self.starting: dict[Future, str] = {}  # a remote step's start, as a worker reports it
         self.remote = remote.for_run(executor, cache, max_parallel)
         self.unlooked: set[str] = set()  # chained: submitted with no look-up (`Cache.may_hit`)
+        # each future in `futures` and `starting` is put here as it ends: the loop waits on it
+        # (waiting on every pending future at each turn costs a chain on a cluster n^2)
+        self._ending: queue.SimpleQueue[Future] = queue.SimpleQueue()
+        self._polled = time.monotonic()
 
     def go(self, reused: dict[str, StepRecord], echo: bool) -> Execution:
         execution, graph = self.execution, self.graph
@@ -83,13 +88,8 @@ class _Run:
                     while state.ready and (self.max_parallel is None
                                            or len(self.futures) < self.max_parallel):
                         self._start(scheduler.take(state))
-                    pending = [*self.starting, *self.futures]
-                    if pending:
-                        done = [f for f in pending if f.done()] or wait(
-                            pending, remote.TICK if self.remote else None, FIRST_COMPLETED).done
-                        if self.remote is not None:
-                            self.remote.executor.poll()
-                        for future in done:
+                    if self.starting or self.futures:
+                        for future in self._ended():
                             if future in self.starting:
                                 self._began(self.starting.pop(future), future)
                             elif future in self.futures:
@@ -102,6 +102,25 @@ class _Run:
         failed = any(s == "Failed" for s in state.finished.values())
         execution._finish("Failed" if failed else "Succeeded", time.time())
         return execution
+
+    def _ended(self) -> list[Future]:
+        """The futures that ended since last asked (waiting for one), in the order they did;
+        one may be stale (collected already). A cluster is also polled, every `remote.TICK`,
+        for tasks that ended without a word."""
+        ending = self._ending
+        try:
+            ended = [ending.get(timeout=remote.TICK if self.remote else None)]
+        except queue.Empty:
+            ended = []
+        if self.remote is not None and time.monotonic() >= self._polled + remote.TICK:
+            self.remote.executor.poll()
+            self._polled = time.monotonic()
+        while not ending.empty():
+            ended.append(ending.get())
+        return ended
+
+    def _watch(self, future: Future) -> None:
+        future.add_done_callback(self._ending.put)
 
     def _start(self, name: str) -> None:
         step, record = self.graph.steps[name], self.execution.steps[name]
@@ -135,6 +154,8 @@ class _Run:
                 self.execution.steps[down].attempts = 1
                 self.unlooked.add(down)
                 self._submit_remote(self.graph.steps[down])
+            for name, why in self.remote.send().items():
+                self.remote.handles[name].fail(_failed(_not_sent(name, why)))
             return
         try:
             ns = _namespace(self.graph, step, self.base, self.execution.steps)
@@ -162,18 +183,19 @@ class _Run:
         self.futures[future] = step.name
         if future.done():
             self._collect(future)
+        else:
+            self._watch(future)
 
     def _submit_remote(self, step: Step) -> None:
         try:
             started, future = self.remote.submit(self, step)
         except Exception as exc:  # e.g. a notebook value the cluster cannot be sent
-            future = _failed_future(
-                f"Step `{step.name}` could not be handed to the Dask cluster ({type(exc).__name__}: "
-                f"{exc}). Every value a step reads must be picklable: run it with --executor "
-                "threads or in-kernel.")
+            future = _failed_future(_not_sent(step.name, f"{type(exc).__name__}: {exc}"))
         else:
             self.starting[started] = step.name
+            self._watch(started)
         self.futures[future] = step.name
+        self._watch(future)
 
     def _spread(self, step: Step, ns: dict) -> Future:
         """One task, or, for a kind that splits its work (a transform's instance count), one
@@ -302,6 +324,11 @@ def _failed(reason: str) -> TaskResult:
     """The result of a step that never reached the executor."""
     now = time.time()
     return TaskResult("Failed", failure_reason=reason, start=now, end=now)
+
+
+def _not_sent(name: str, why: str) -> str:
+    return (f"Step `{name}` could not be handed to the Dask cluster ({why}). Every value a step "
+            "reads must be picklable: run it with --executor threads or in-kernel.")
 
 
 def _failed_future(reason: str) -> Future:
