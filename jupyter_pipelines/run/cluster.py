@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 
 from ..errors import PipelineError
 from ..execution import Remote
+from . import cluster_send
 from . import cluster_worker as work
 from .cluster_worker import TOPIC
 
@@ -73,6 +74,15 @@ def _client(spec: str):
             f"--executor {spec} needs Dask's distributed scheduler, which is not installed: "
             "pip install 'jupyter_pipelines[dask]' (or dask[distributed])."
         ) from None
+    try:
+        import dask.task_spec  # (steps are sent as its graphs: Dask 2025.1 on)
+    except ImportError:
+        import dask
+
+        raise PipelineError(
+            f"--executor {spec} needs Dask 2025.1 or later; this environment has Dask "
+            f"{dask.__version__}. Upgrade it: pip install -U 'jupyter_pipelines[dask]'."
+        ) from None
     if not _CLUSTERS:  # registered after distributed's own hooks, so it runs before them
         atexit.register(_shutdown_clusters)
     if spec == "dask":
@@ -93,9 +103,9 @@ class StepHandle:
     worker starts it, ``finished`` with its summary `TaskResult` (outputs as `RemoteOutput`s);
     ``full`` is the Dask future of the whole result, what steps reading it are given."""
 
-    def __init__(self, executor: DaskExecutor, step: str, full, tasks: list, inputs: dict):
+    def __init__(self, executor: DaskExecutor, step: str, full, tasks: list, sources: dict):
         self.step, self.full, self._tasks, self._executor = step, full, tasks, executor
-        self.token, self.inputs = full.key, inputs
+        self.token, self.sources = full.key, sources  # (`_tasks`: futures once sent)
         self.started: Future = Future()
         self.finished: Future = Future()
         self.quiet_since: float | None = None  # when its task was seen done with no summary
@@ -219,27 +229,14 @@ class DaskExecutor(Executor):
         ("stored", ref) or ("value", value); ``store`` is the store's location the worker
         writes outputs to (None: nothing is stored); ``parts`` > 1 spreads a transform.
 
-        The step is sent with the others submitted until `send` (one graph: the scheduler
-        takes each graph at a cost of its own, so a chain sent step by step cost it n^2);
-        until then its handle's ``full`` is a Dask delayed, which steps chained after it
-        read as they would read its future."""
-        from dask import delayed
+        The step is sent with the others submitted until `send`, as one graph
+        (`cluster_send`); until then its handle's ``full`` is a reference to its task, which
+        steps chained after it read as they would read its future."""
+        from dask.task_spec import TaskRef
 
         token = f"{step.name}-{uuid.uuid4().hex}"
-        inputs = {name: ("value", _Held(source[1])) if source[0] == "value" else source
-                  for name, source in inputs.items()}  # a value is sent as it is (a Dask
-        # collection too: Dask would compute one it found in a task's arguments)
-        if parts == 1:
-            full = delayed(work.run_step, pure=False)(step, base, inputs, ctx, store,
-                                                      dask_key_name=token)
-            tasks = [full]
-        else:
-            tasks = [delayed(work.run_part, pure=False)(step, base, inputs, ctx, i, parts,
-                                                        dask_key_name=f"{token}-part{i}")
-                     for i in range(parts)]
-            full = delayed(work.merge_parts, pure=False)(step, tasks, store, dask_key_name=token)
-            tasks.append(full)
-        handle = self._waiting[token] = StepHandle(self, step.name, full, tasks, inputs)
+        tasks, sources = cluster_send.tasks_of(step, token, base, inputs, ctx, store, parts)
+        handle = self._waiting[token] = StepHandle(self, step.name, TaskRef(token), tasks, sources)
         self._unsent.append(handle)
         return handle
 
@@ -249,24 +246,27 @@ class DaskExecutor(Executor):
         which), by name, with why."""
         handles, self._unsent = self._unsent, []
         try:
-            self._sent(handles)
+            self._sent(handles, {})
             return {}
         except Exception:
             pass
-        failed = {}
+        failed, sent = {}, {}
         for handle in handles:
             try:
-                self._sent([handle])
+                self._sent([handle], sent)
             except Exception as exc:
-                failed[handle.step] = _unsendable(handle.inputs, exc)
+                failed[handle.step] = cluster_send.unsendable(handle.sources, exc)
                 self._waiting.pop(handle.token, None)
         return failed
 
-    def _sent(self, handles: list[StepHandle]) -> None:
+    def _sent(self, handles: list[StepHandle], sent: dict) -> None:
+        """Send ``handles``' tasks; ``sent`` (key -> future) is given the new futures."""
         tasks = [task for handle in handles for task in handle._tasks]
-        futures = iter(self.client.compute(tasks, optimize_graph=False))
+        keys = [key for key, _, _ in tasks]
+        sent.update(zip(keys, self.client.get(cluster_send.graph(tasks, sent), keys, sync=False),
+                        strict=True))
         for handle in handles:
-            handle._tasks = [next(futures) for _ in handle._tasks]
+            handle._tasks = [sent[key] for key, _, _ in handle._tasks]
             handle.full = handle._tasks[-1]
 
     def _event(self, event) -> None:
@@ -346,36 +346,12 @@ def _is_own_address(host: str) -> bool:
         return False
 
 
-def _unsendable(inputs: dict, exc: Exception) -> str:
-    """Why a step could not be sent: the input that cannot be pickled, if one is to blame."""
-    import cloudpickle
-
-    while exc.__cause__ is not None or exc.__context__ is not None:  # Dask's wrapping: to the root
-        exc = exc.__cause__ or exc.__context__
-    for name, source in inputs.items():
-        if source[0] == "value":
-            try:
-                cloudpickle.dumps(source[1].value)
-            except Exception as cause:
-                kind = type(source[1].value)
-                return (f"its input `{name}`, a {kind.__module__}.{kind.__qualname__}, cannot "
-                        f"be pickled: {cause}")
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _resolve(future: Future, value) -> None:
     if not future.done():
         try:
             future.set_result(value)
         except Exception:  # resolved meanwhile by the other path
             pass
-
-
-class _Held:
-    """A value a step reads, as the kernel holds it."""
-
-    def __init__(self, value):
-        self.value = value
 
 
 class _Base:

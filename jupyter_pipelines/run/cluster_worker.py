@@ -23,19 +23,20 @@ def _tell(token: str, what: str, **fields) -> None:
                              "time": time.time(), **fields})
 
 
-def _namespace(base, inputs: dict, store: str | None):
-    """The step's namespace on the worker; a failed upstream result gives None (not run)."""
+def _namespace(base, sources: dict, made: tuple, store: str | None):
+    """The step's namespace on the worker (``sources``: see `cluster_send`; ``made``: the
+    upstream results they name); a failed upstream result gives None (not run)."""
     ns = dict(base.ns)
-    for name, source in inputs.items():
-        if source[0] == "remote":
-            made = source[1]
-            if made.status != "Succeeded":
+    for name, source in sources.items():
+        if source[0] == "made":
+            result = made[source[1]]
+            if result.status != "Succeeded":
                 return None
-            value = made.outputs[source[2]]
+            value = result.outputs[source[2]]
         elif source[0] == "stored":
             value = _store(store).get(source[1], output=name)
         else:
-            value = source[1].value  # (`cluster._Held`)
+            value = source[1].value  # (`cluster_send.Held`)
         if name.startswith("__refs__:"):  # a step a transform names (its model)
             ns.setdefault("__refs__", {})[name[len("__refs__:"):]] = value
         else:
@@ -43,43 +44,38 @@ def _namespace(base, inputs: dict, store: str | None):
     return ns
 
 
-def _token() -> str:
-    """The step's token: the key of the task running (a part's is the token, ``-part<i>``)."""
-    from distributed import get_worker
-
-    return str(get_worker().get_current_task())
-
-
-def run_step(step, base, inputs, ctx, store):
-    token = _token()
-    ns = _namespace(base, inputs, store)
+def run_step(task, base, *made):
+    """A step's task (``task``: its `cluster_send.Payload`); ``made``: the upstream results."""
+    step, store = task.step, task.store
+    ns = _namespace(base, task.sources, made, store)
     if ns is None:
         result = TaskResult("NotRun", failure_reason="an upstream step failed")
     else:
-        _tell(token, "started")
+        _tell(task.key, "started")
         capture.ensure_installed()
-        result = _stored(step, run_task(step, ns, ctx), store)
-    _tell(token, "finished", summary=_summary_bytes(result))
+        result = _stored(step, run_task(step, ns, task.ctx), store)
+    _tell(task.key, "finished", summary=_summary_bytes(result))
     return result
 
 
-def run_part(step, base, inputs, ctx, part, parts):
-    if part == 0:
-        _tell(_token().rsplit("-part", 1)[0], "started")
-    ns = _namespace(base, inputs, None)
+def run_part(task, base, *made):
+    """One part of a transform spread over the workers."""
+    if task.part == 0:
+        _tell(task.key.rsplit("-part", 1)[0], "started")
+    ns = _namespace(base, task.sources, made, None)
     if ns is None:
         return TaskResult("NotRun", failure_reason="an upstream step failed")
     capture.ensure_installed()
-    pieces = KINDS[step.kind].split(step, ns)
-    return run_task(step, pieces[part], ctx) if part < len(pieces) else None
+    pieces = KINDS[task.step.kind].split(task.step, ns)
+    return run_task(task.step, pieces[task.part], task.ctx) if task.part < len(pieces) else None
 
 
-def merge_parts(step, results, store):
-    token = _token()
+def merge_parts(task, *results):
+    step = task.step
     results = [r for r in results if r is not None]
     stopped = next((r for r in results if r.status == "NotRun"), None)
-    result = stopped or _stored(step, merged(KINDS[step.kind], step, results), store)
-    _tell(token, "finished", summary=_summary_bytes(result))
+    result = stopped or _stored(step, merged(KINDS[step.kind], step, results), task.store)
+    _tell(task.key, "finished", summary=_summary_bytes(result))
     return result
 
 
