@@ -45,6 +45,23 @@ def run_cell(ip, source: str):
     return result.result
 
 
+def in_processes(target, *args, count: int = 2) -> list:
+    """What each of ``count`` spawned processes running ``target(*args, barrier, results)``
+    put in ``results``; they start their work together when all wait at ``barrier``."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(count), ctx.Queue()
+    workers = [ctx.Process(target=target, args=(*args, barrier, results)) for _ in range(count)]
+    for w in workers:
+        w.start()
+    try:
+        return [results.get(timeout=120) for _ in workers]
+    finally:
+        for w in workers:
+            w.join(timeout=60)
+
+
 def _flags(options: dict) -> str:
     parts = []
     for key, value in options.items():

@@ -22,7 +22,7 @@ import pytest
 from jupyter_pipelines import Pipeline, registry
 from jupyter_pipelines.errors import StateError
 
-from .conftest import run_cell
+from .conftest import in_processes, run_cell
 from .test_cli import cli, write_notebook
 
 CELLS = ["%%parameters\nn = 3", "%%step Make\nxs = list(range(n))", "%%step Total\ntotal = sum(xs)"]
@@ -182,19 +182,7 @@ def _open_new_databases(folder: str, count: int, barrier, results) -> None:
 def test_two_processes_creating_one_database_at_once_both_open_it(tmp_path):
     # The one that reads the empty file while the other writes its header is told "database is
     # locked" at once, without waiting (about half of these 40 opens failed so before the fix).
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_open_new_databases, args=(str(tmp_path), 20, barrier, results))
-               for _ in range(2)]
-    for w in workers:
-        w.start()
-    try:
-        errors = [results.get(timeout=120) for _ in workers]
-    finally:
-        for w in workers:
-            w.join(timeout=60)
+    errors = in_processes(_open_new_databases, str(tmp_path), 20)
     assert errors == [[], []]
     for i in range(20):
         with sqlite3.connect(tmp_path / f"{i}.db") as conn:

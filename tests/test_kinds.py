@@ -5,8 +5,6 @@ Every pipeline is built with ``Pipeline(name, home=tmp_path)`` so registries nev
 
 from __future__ import annotations
 
-import multiprocessing
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +12,8 @@ import pytest
 from jupyter_pipelines import Pipeline, registry
 from jupyter_pipelines.errors import DefinitionError, UnknownReferenceError
 from jupyter_pipelines.source import Context
+
+from .conftest import in_processes
 
 # The notebook's "ordinary code cells": imports and definitions every step can use.
 CONTEXT_CELLS = [
@@ -537,7 +537,7 @@ def test_register_model_requires_group_and_model(tmp_path, missing):
 
 
 def _register_many(home: str, count: int, go, results) -> None:
-    """Worker: register ``count`` versions through a register-model step once ``go`` is set."""
+    """Worker: register ``count`` versions through a register-model step once all are ready."""
     p = Pipeline("concurrent", home=home, context=Context.from_cells(CONTEXT_CELLS))
     p.add_step("Train", "model = DummyRegressor().fit([[0.0], [1.0]], [0.0, 1.0])", "training")
     p.add_step("Register", "", "register-model", model="model", group="Shared", cache=False)
@@ -551,18 +551,7 @@ def _register_many(home: str, count: int, go, results) -> None:
 
 
 def test_register_model_concurrent_processes_get_distinct_versions(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    go, results = ctx.Event(), ctx.Queue()
-    workers = [ctx.Process(target=_register_many, args=(str(tmp_path), 20, go, results))
-               for _ in range(2)]
-    for w in workers:
-        w.start()
-    go.set()
-    try:
-        outs = [results.get(timeout=120) for _ in workers]
-    finally:
-        for w in workers:
-            w.join(timeout=60)
+    outs = in_processes(_register_many, str(tmp_path), 20)
     runs = [r for out in outs for r in out]
     assert [r for r in runs if r[0] != "Succeeded"] == []
     assert sorted(r[2] for r in runs) == list(range(1, 41))
