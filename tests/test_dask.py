@@ -200,6 +200,28 @@ def test_a_step_that_cannot_be_sent_fails_alone_and_the_rest_of_its_graph_runs(d
                              "a _thread.lock, cannot be pickled: ")
     assert ex.result("d", "w") == 3
 
+
+def test_a_register_model_step_runs_in_the_kernel(dask, tmp_path, monkeypatch):
+    """The model registry is the kernel's (a remote worker would write another machine's)."""
+    from jupyter_pipelines import registry
+    from jupyter_pipelines.source import Context
+
+    calls, real = [], registry.register
+
+    def register(*args, **kwargs):
+        calls.append(os.getpid())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "register", register)
+    p = Pipeline("registered", home=tmp_path / "state",
+                 context=Context.from_cells(["from sklearn.dummy import DummyRegressor"]))
+    p.add_step("Train", "model = DummyRegressor().fit([[0.0], [1.0]], [0.0, 1.0])", "training")
+    p.add_step("Register", "", "register-model", model="model", group="Here")
+    ex = p.start(executor=dask, display=False)
+    assert ex.status == "Succeeded", ex.failure_reason
+    assert calls == [os.getpid()] and ex.steps["Train"].worker is not None
+    assert [pk.version for pk in registry.list_packages("Here", home=tmp_path / "state")] == [1]
+
 def test_an_interrupt_cancels_the_running_steps(dask, tmp_path):
     import _thread
 

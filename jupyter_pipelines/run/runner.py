@@ -162,7 +162,10 @@ class _Run:
         except PipelineError as exc:  # an input that cannot be read back (missing, corrupt)
             self._done(step.name, _failed(f"Step `{step.name}` could not read its inputs: {exc}"))
             return
-        if self.inline and not hasattr(KINDS[step.kind], "split"):
+        # in the kernel: with the default executor, and a kind that needs the kernel's own state
+        # (`remote.runs_here`: the model registry) on a cluster, whose workers may be elsewhere
+        here = self.inline or self.remote is not None
+        if here and not hasattr(KINDS[step.kind], "split"):
             try:
                 result = run_task(step, ns, self.ctx)
             except Exception as exc:  # not the user's code (run_task catches that): ours
