@@ -100,6 +100,19 @@ def test_sys_exit_in_a_worker_process_fails_only_the_step(tmp_path):
     assert executors.resolve("processes:2").submit(sum, [1, 2]).result() == 3  # the pool lives
 
 
+
+def test_a_result_that_comes_after_the_run_stopped_is_dropped_quietly(caplog):
+    """An interrupt cancels what the run waits for; a pool's result that comes later is
+    nobody's (it used to print "exception calling callback" with two tracebacks)."""
+    import time
+
+    pool = executors.resolve("processes:1")
+    waiting = pool.submit(time.sleep, 0.5)
+    assert waiting.cancel()  # as the run's stop does
+    done = pool.submit(sum, [1, 2])  # on one process: after the sleep, and its result after
+    assert done.result(timeout=60) == 3
+    assert [r for r in caplog.records if r.name == "concurrent.futures"] == []
+
 def test_abalone_on_a_process_pool_matches_the_kernel(tmp_path, monkeypatch):
     from jupyter_pipelines.datasets import write_abalone
 

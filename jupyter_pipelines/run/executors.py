@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import threading
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ..errors import PipelineError
@@ -70,11 +70,16 @@ class ProcessExecutor(Executor):
 
         def unpack(done: Future) -> None:
             try:
-                inner.set_result(cloudpickle.loads(done.result()))
+                value, error = cloudpickle.loads(done.result()), None
             except BaseException as exc:  # the pool broke, or a result that cannot be read
-                inner.set_exception(exc)
+                value, error = None, exc
+            try:
+                inner.set_result(value) if error is None else inner.set_exception(error)
+            except InvalidStateError:  # cancelled: the run stopped (an interrupt), and nobody
+                pass                   # waits for it
 
         outer.add_done_callback(unpack)
+        inner.add_done_callback(lambda f: f.cancelled() and outer.cancel())  # (if not begun)
         return inner
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
