@@ -37,13 +37,6 @@ class Payload:
         self.key, self.step, self.ctx, self.store, self.sources = key, step, ctx, store, sources
         self.part, self.parts = part, parts
 
-    def __getstate__(self):
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setstate__(self, state):
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
-
     def __dask_tokenize__(self):  # (its task's key is unique)
         return ("jupyter-pipelines", self.key)
 
