@@ -101,7 +101,8 @@ def _client(spec: str):
 class StepHandle:
     """One step submitted to the cluster: ``started`` resolves with (time, worker) when a
     worker starts it, ``finished`` with its summary `TaskResult` (outputs as `RemoteOutput`s);
-    ``full`` is the Dask future of the whole result, what steps reading it are given."""
+    ``full`` is the Dask future of the whole result (a reference to its task until it is sent),
+    what steps reading it are given."""
 
     def __init__(self, executor: DaskExecutor, step: str, full, tasks: list, sources: dict):
         self.step, self.full, self._tasks, self._executor = step, full, tasks, executor

@@ -67,10 +67,6 @@ class RemoteSteps:
             self.inflight.add(step.name)
         return handle.started, handle.finished
 
-    def send(self) -> dict[str, str]:
-        """Send what was submitted (one graph); the steps that could not be, with why."""
-        return self.executor.send()
-
     def collected(self, name: str) -> None:
         self.handles.pop(name, None)
         self.inflight.discard(name)

@@ -154,7 +154,7 @@ class _Run:
                 self.execution.steps[down].attempts = 1
                 self.unlooked.add(down)
                 self._submit_remote(self.graph.steps[down])
-            for name, why in self.remote.send().items():
+            for name, why in self.remote.executor.send().items():  # one graph
                 self.remote.handles[name].fail(_failed(_not_sent(name, why)))
             return
         try:
