@@ -250,9 +250,8 @@ class Pipeline:
 
         workspace = self.workspace
         text, digest = document_text(self)  # memoised: not built again for an unchanged pipeline
-        version = workspace.history.record_version(self.name, digest, text)
         return Recorder(self.name, workspace.history, workspace.artifacts, graph, self.context,
-                        values, version, retry_of, forced)
+                        values, (digest, text), retry_of, forced)  # (recorded as it starts)
 
     def _require_store(self, what: str):
         if not self.persist:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import struct
 import time
 import zipfile
 from types import SimpleNamespace
@@ -690,13 +691,19 @@ def test_a_journal_line_reads_back_as_the_records_row(tmp_path):
         assert (rows, end) == ([record_row(record, store)], None), record.name
     path.write_text(json.dumps(record_row(ex.steps["Say"], store)) + "\n")  # a line of old
     assert journal.read(path, 16) == ([record_row(ex.steps["Say"], store)], None)
-    assert '"Make", "processing", "Succeeded", "0x1.' in journal_line(ex.steps["Make"], store)
+    make = ex.steps["Make"]
+    hexes = f'"{struct.pack("<d", make.start).hex()}", "{struct.pack("<d", make.end).hex()}"'
+    assert f'"Make", "processing", "Succeeded", {hexes}, ' in journal_line(make, store)
+    old = journal_line(make, store).replace(hexes, f'"{make.start.hex()}", "{make.end.hex()}"')
+    path.write_text(old + "\n")  # times as `float.hex` texts, as earlier versions wrote them
+    assert journal.read(path, 16) == ([record_row(make, store)], None)
 
 
 def test_an_executions_end_reads_back_with_the_exact_times_of_its_cached_steps(tmp_path):
     """The end a run journals (`end_line`: its status, and the Cached rows still to copy, their
-    times written as `float.hex` texts) reads back with the very times, as does an end of old
-    (times as numbers); a time that is not one is dropped, not misread."""
+    times written as the hex of their bytes) reads back with the very times, as does an end of
+    old (times as numbers, or `float.hex` texts); a time that is not one is dropped, not
+    misread."""
     from jupyter_pipelines.store import journal
     from jupyter_pipelines.store.rows import end_line
 
@@ -710,9 +717,10 @@ def test_an_executions_end_reads_back_with_the_exact_times_of_its_cached_steps(t
     rows, end = journal.read(path, 16)
     assert rows == [] and end["end"] == ["Succeeded", again.end_time, None]
     assert [tuple(c) for c in end["copies"]] == copies
-    assert '"0x1.' in path.read_text()
-    path.write_text(json.dumps({"end": ["Failed", 3.0, "x"], "copies": [[7, "S0", 1.25, "zz"]]}) + "\n")
-    assert journal.read(path, 16)[1]["copies"] == [[7, "S0", 1.25, None]]
+    assert f'"{struct.pack("<d", copies[0][2]).hex()}"' in path.read_text()
+    path.write_text(json.dumps({"end": ["Failed", 3.0, "x"], "copies": [
+        [7, "S0", 1.25, "zz"], [8, "S1", (1.5).hex(), "0123456789abcdeX"]]}) + "\n")
+    assert journal.read(path, 16)[1]["copies"] == [[7, "S0", 1.25, None], [8, "S1", 1.5, None]]
 
 
 def counting(monkeypatch, owner, *names: str) -> dict[str, int]:

@@ -40,6 +40,9 @@ INTERRUPTED = ("Interrupted: the process running this execution ended (killed or
                "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
 
 
+_VERSION_ID = "SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?"
+
+
 class History:
     def __init__(self, home: str | os.PathLike):
         self.folder = ensure_folder(home)
@@ -135,24 +138,35 @@ class History:
     def record_version(self, pipeline: str, digest: str, definition: dict | str) -> int:
         """The id of the pipeline's version with this digest, recorded if new; ``definition``
         is its document (`snapshot`), or the document's JSON text."""
-        known = self._rows("SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?",
-                           [pipeline, digest])
+        known = self._rows(_VERSION_ID, [pipeline, digest])
         if known:  # the usual case: the definition (large) is not written again
             return known[0][0]
-        text = definition if isinstance(definition, str) else json.dumps(definition)
         with self._tx(checkpoint=False) as db:
-            db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, created) "
-                       "VALUES (?, ?, ?, ?)", (pipeline, digest, text, time.time()))
-            (version,) = db.execute("SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?",
-                                    (pipeline, digest)).fetchone()
+            return self._version(db, pipeline, digest, definition)
+
+    @staticmethod
+    def _version(db, pipeline: str, digest: str, definition: dict | str) -> int:
+        text = definition if isinstance(definition, str) else json.dumps(definition)
+        db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, created) "
+                   "VALUES (?, ?, ?, ?)", (pipeline, digest, text, time.time()))
+        (version,) = db.execute(_VERSION_ID, (pipeline, digest)).fetchone()
         return version
 
-    def start_execution(self, execution_id: str, pipeline: str, version_id: int,
-                        parameters: dict, start: float, retry_of: str | None = None) -> None:
+    def start_execution(self, execution_id: str, pipeline: str, version: int | tuple[str, str],
+                        parameters: dict, start: float, retry_of: str | None = None) -> int:
+        """Record an execution as Executing; ``version``: its pipeline version's id, or the
+        version's ``(digest, document text)``, recorded in the same transaction if new (one
+        transaction, not two: what a run pays before its first step). Returns the version id."""
+        if not isinstance(version, int):
+            known = self._rows(_VERSION_ID, [pipeline, version[0]])
+            version = known[0][0] if known else version
         with self._tx(checkpoint=False) as db:
+            if not isinstance(version, int):
+                version = self._version(db, pipeline, *version)
             db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, 'Executing', ?, NULL, NULL, ?, ?, ?, ?)",
-                       (execution_id, pipeline, version_id, json.dumps(parameters, default=repr),
+                       (execution_id, pipeline, version, json.dumps(parameters, default=repr),
                         start, os.getpid(), socket.gethostname(), retry_of, os.getcwd()))
+        return version
 
     def record_steps(self, execution_id: str, rows: list[list], finish: tuple | None = None,
                      copies: list[tuple] = ()) -> None:

@@ -17,14 +17,16 @@ state. A write cut short by the kill leaves a last line without its newline (or 
 
 One file per execution, ``journal/<quoted execution id>.jsonl`` in the state folder; each line
 is JSON (ASCII, so a newline only ever ends a line): a step run, ``{"run": [...]}`` (the values
-of its `schema.step_row`, see `rows.journal_line`; the start and end maybe as `float.hex`
-texts, exact and about half the cost of writing a number), and, last, maybe the execution's end.
+of its `schema.step_row`, see `rows.journal_line`; the start and end maybe as the hex of their 8
+bytes, `rows.time_text`: exact, and a sixth of the cost of writing a number), and, last, maybe
+the execution's end.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -32,7 +34,7 @@ from ..errors import StateError
 
 FOLDER = "journal"
 JSON_FIELDS = (7, 9, 10, 15)  # a row's fields that are JSON texts: key parts, outputs, metadata, why
-TIMES = (3, 4)  # its start and end: a line may hold them as `float.hex` texts (`rows.journal_line`)
+TIMES = (3, 4)  # its start and end: a line may hold them as texts (`rows.time_text`)
 
 
 def _not_json(value):
@@ -115,13 +117,19 @@ class Journal:
 
 
 def _time(value):
-    """A time as a line holds it: a number, or a `float.hex` text."""
+    """A time as a line holds it: a number, or a text: the hex of its 8 bytes
+    (`rows.time_text`), or `float.hex` (lines of earlier versions)."""
     if type(value) is not str:
         return value
     try:
+        if len(value) == 16 and not value.startswith(("0x", "-0x")):
+            return _UNPACK(bytes.fromhex(value))[0]
         return float.fromhex(value)
     except ValueError:  # not ours: the row keeps no time rather than a wrong one
         return None
+
+
+_UNPACK = struct.Struct("<d").unpack
 
 
 def left_behind(state_folder: Path) -> dict[str, Path]:
@@ -136,7 +144,7 @@ def left_behind(state_folder: Path) -> dict[str, Path]:
 def read(path: Path, width: int) -> tuple[list[list], dict | None]:
     """The rows of a journal (lists of ``width`` values), in the order they
     were appended, and the execution's end if it was journaled (``{"end": [status, end,
-    reason], "copies": [[rowid, step, start, end]...]}``); times written as `float.hex` texts are
+    reason], "copies": [[rowid, step, start, end]...]}``); times written as texts (`rows.time_text`) are
     numbers again; a last line cut short by a kill (no newline, or not JSON) is dropped."""
     try:
         data = path.read_bytes()

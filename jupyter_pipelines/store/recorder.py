@@ -37,11 +37,13 @@ class Recorder:
     events = frozenset({"execution_started", "step_finished", "execution_finished"})
 
     def __init__(self, pipeline: str, history: History, artifacts: ArtifactStore, graph: Graph,
-                 context: Context, values: dict[str, Any], version_id: int,
+                 context: Context, values: dict[str, Any], version: int | tuple[str, str],
                  retry_of: str | None = None, force: frozenset[str] = frozenset()):
+        """``version``: the pipeline version's id, or its ``(digest, document text)``
+        (`snapshot.document_text`), recorded with the execution's start if new."""
         self.pipeline, self.history, self.artifacts = pipeline, history, artifacts
         self.graph, self.context, self.values = graph, context, values
-        self.version_id, self.retry_of, self.force = version_id, retry_of, force
+        self.version, self.retry_of, self.force = version, retry_of, force
         self.keys = CacheKeys(context, values)
         self.writer: HistoryWriter | None = None  # the history of the execution, as it runs
         self._execution_id: str | None = None
@@ -233,9 +235,9 @@ class Recorder:
                 if r.end is not None})
 
     def _started(self, execution: Execution) -> None:
-        execution.version_id = self.version_id
-        self.history.start_execution(execution.id, self.pipeline, self.version_id,
-                                     execution.parameters, execution.start_time, self.retry_of)
+        execution.version_id = self.history.start_execution(
+            execution.id, self.pipeline, self.version, execution.parameters,
+            execution.start_time, self.retry_of)
         self._execution_id = execution.id
         self.writer = HistoryWriter(self.history, self.artifacts, execution.id, execution.steps)
         self.writer.begin([r for r in execution.steps.values() if r.status == "Cached"])
