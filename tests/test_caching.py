@@ -867,6 +867,42 @@ def test_a_run_never_waits_for_a_checkpoint_to_begin(tmp_path, monkeypatch):
     assert history.execution("e1")["status"] == "Succeeded"
 
 
+def test_a_rerun_reads_the_latest_runs_its_process_kept_unless_another_wrote_since(tmp_path,
+                                                                                   monkeypatch):
+    """The history's thread reads an execution's runs once its end is committed
+    (`History.remember_runs`), so a re-run in the same process reuses them with no query; once
+    another connection (another process) has written to the history, or a run was marked
+    invalid, they are read again. The same steps are Cached either way."""
+    import sqlite3
+    from contextlib import closing
+
+    from jupyter_pipelines.store.history import History
+
+    home = tmp_path / "state"
+    wide(tmp_path, steps=3).start(display=False)
+    queries = []
+    real = History._rows
+    monkeypatch.setattr(History, "_rows", lambda self, sql, *args: (
+        queries.append(sql == self._latest_sql), real(self, sql, *args))[1])
+
+    def rerun():
+        queries.clear()
+        ex = wide(tmp_path, steps=3).start(display=False)
+        assert {r.status for r in ex.steps.values()} == {"Cached"}
+        return sum(queries)
+
+    assert rerun() == 0  # kept as the first run ended
+    assert rerun() == 0  # and as the re-run ended
+    with closing(sqlite3.connect(home / "history.db")) as db, db:  # another process writes
+        db.execute("INSERT INTO pipeline_versions (pipeline, digest, definition, created) "
+                   "VALUES ('other', 'd', '{}', 0)")
+    assert rerun() == 1  # read again
+    history = wide(tmp_path, steps=3).workspace.history
+    history.settle()  # (the runs are kept as the end is committed, after `start` returns)
+    history.mark_invalid("no-such-digest", "a test")
+    assert rerun() == 1
+
+
 def test_why_a_step_ran_is_told_from_memory_only_of_the_latest_execution(tmp_path, monkeypatch):
     """A run says why each step ran from the key parts its process kept of the pipeline's last
     execution it ran (`History.remember_parts`), no read; when another process ran the pipeline

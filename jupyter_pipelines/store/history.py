@@ -26,6 +26,7 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
+from ..errors import StateError
 from . import journal, schema
 from .schema import CACHED_COLUMNS, ROWS, RUN_COLUMNS, SCHEMA, TOP, WRITE_RUN, copy_runs, write_runs
 from .state import connect, database_error, ensure_folder, guarded, second_connection
@@ -38,6 +39,21 @@ _SETTLED = threading.Condition()
 
 INTERRUPTED = ("Interrupted: the process running this execution ended (killed or crashed) "
                "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
+
+
+_PARSED: dict[str, dict] = {}  # a stored run's outputs (JSON) -> their documents (`_outputs`)
+
+
+def _outputs(text: str | None) -> dict | None:
+    """A stored run's outputs as documents: parsed once for a text (a re-run's rows copy their
+    source's text), shared, so only read."""
+    try:
+        return _PARSED[text]
+    except KeyError:
+        if len(_PARSED) >= 65536:
+            _PARSED.clear()
+        parsed = _PARSED[text] = journal.plain_loads(text) if text is not None else None
+        return parsed
 
 
 _VERSION_ID = "SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?"
@@ -53,6 +69,7 @@ class History:
         self._keys_lock = threading.Lock()
         self._parts: dict[str, tuple[str, dict]] = {}  # `remember_parts`, by pipeline
         self._parts_lock = threading.Lock()
+        self._runs: dict[str, tuple[int, list]] = {}  # `remember_runs`, by execution id
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._conn, self.read_only = connect(self.path, "history")
         with guarded(self.path, "history"):
@@ -237,6 +254,7 @@ class History:
         """Never reuse again the step runs whose outputs include artifact ``digest`` (with
         ``inline``: only the runs holding that damaged copy of the small value; each row keeps
         its own); the number of runs marked."""
+        self._runs.clear()  # (what `remember_runs` read says they can be reused)
         with self._tx() as db:
             if inline is None:
                 cur = db.execute("UPDATE step_runs SET invalid = ? WHERE invalid IS NULL AND "
@@ -325,7 +343,7 @@ class History:
         rowid, execution_id, step, kind, status, end, key, source, outputs, metadata, *out = row
         return {"rowid": rowid, "execution_id": execution_id, "step": step, "kind": kind,
                 "status": status, "end": end, "cache_key": key, "cache_source": source,
-                "outputs": journal.plain_loads(outputs),
+                "outputs": _outputs(outputs),
                 "metadata": json.loads(metadata) if metadata else None,
                 "stdout": out[0], "stderr": out[1]}
 
@@ -346,9 +364,39 @@ class History:
     def latest_runs(self, execution_id: str) -> list[tuple]:
         """The execution's finished step runs, as rows of `CACHED_COLUMNS` and two more:
         whether the run can be reused, and its key parts (JSON), for `why`. One query where a
-        re-run would make one a step; `cached` makes a row what `cached_run` gives, so only
-        the runs a step reuses are decoded."""
+        re-run would make one a step, and none when this process ran the execution and read
+        them as it ended (`remember_runs`); `cached` makes a row what `cached_run` gives, so
+        only the runs a step reuses are decoded."""
+        known = self._runs.get(execution_id)
+        if known is not None and not (_PENDING and self.path in _PENDING) \
+                and known[0] == self._others_version():
+            return known[1]
         return self._rows(self._latest_sql, [execution_id], None)
+
+    def remember_runs(self, execution_id: str) -> None:
+        """(The history's thread, once an execution's end is committed.) Read its `latest_runs`
+        then, off the run's thread, for the pipeline's next run in this process (a re-run reads
+        them before its first step). Its rows change no more, unless another process writes
+        (`doctor` marks a run invalid): they are read again then. The last few executions."""
+        try:
+            version = self._others_version()  # (first: a write meanwhile makes them stale)
+            with self._read_lock:
+                rows = self._reader.execute(self._latest_sql, [execution_id]).fetchall()
+        except (sqlite3.Error, StateError):  # the run reads them itself
+            return
+        with self._parts_lock:
+            if len(self._runs) >= 4:
+                self._runs.pop(next(iter(self._runs)))
+            self._runs[execution_id] = (version, rows)
+
+    def _others_version(self) -> int:
+        """SQLite's ``data_version`` of the connection this process writes with: it changes
+        when another connection (another process) commits."""
+        with self._lock:
+            try:
+                return self._conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise database_error(exc, self.path, "history") from None
 
     def remember_parts(self, pipeline: str, execution_id: str, parts: dict[str, tuple]) -> None:
         """What `run_parts` reads of an execution (each finished step's ``(status, key parts)``),

@@ -150,30 +150,41 @@ def _as_json(text: str, quotes: int) -> bool:
     return text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == quotes
 
 
-_PLAIN_NAMES: dict[str, bool] = {}  # an input's name -> json.dumps writes it as it is
+_PLAIN_NAMES: dict[str, str | None] = {}  # an input's name -> how json.dumps starts {name: ...}
 
 
-def _plain_name(name: str) -> bool:
-    plain = _PLAIN_NAMES.get(name)
-    if plain is None:
+def _opening(name: str) -> str | None:
+    """``{"name": "``, as json.dumps writes a dict of one input (a text) up to its value, or None
+    if the name needs escaping."""
+    try:
+        return _PLAIN_NAMES[name]
+    except KeyError:
         if len(_PLAIN_NAMES) >= 4096:
             _PLAIN_NAMES.clear()
-        plain = _PLAIN_NAMES[name] = _as_json(f'"{name}"', 2)
-    return plain
+        opening = _PLAIN_NAMES[name] = f'{{"{name}": "' if _as_json(f'"{name}"', 2) else None
+        return opening
 
 
 def _inputs_digest(input_digests: dict[str, str]) -> str:
     """`_digest` of the inputs' digests by name; plain names are written as json.dumps would."""
     if len(input_digests) == 1:  # the usual case (a name, a hex digest), written directly
         for name, digest in input_digests.items():
-            if type(digest) is str and digest.isascii() and digest.isalnum() and _plain_name(name):
-                return hashlib.sha256(f'{{"{name}": "{digest}"}}'.encode()).hexdigest()[:32]
+            return _one_input_digest(name, digest)
     items = sorted(input_digests.items())
     if all(type(d) is str for _, d in items):
         text = "{" + ", ".join(f'"{n}": "{d}"' for n, d in items) + "}"
         if _as_json(text, 4 * len(items)):
             return hashlib.sha256(text.encode()).hexdigest()[:32]
     return _digest(dict(items))
+
+
+def _one_input_digest(name: str, digest: str) -> str:
+    """`_inputs_digest` of one input."""
+    opening = _opening(name)
+    if opening is not None and type(digest) is str and digest.isascii() and \
+            digest.encode().isalnum():  # (a hex digest: bytes.isalnum is 5x str.isalnum)
+        return hashlib.sha256(f'{opening}{digest}"}}'.encode()).hexdigest()[:32]
+    return _digest({name: digest})
 
 
 class KeyParts(dict):
@@ -208,12 +219,19 @@ class CacheKeys:
 
     def key(self, step: Step, input_digests: dict[str, str]) -> tuple[str, KeyParts]:
         """The step's cache key and its parts."""
+        return self._keyed(step, _inputs_digest(input_digests))
+
+    def key_of_one(self, step: Step, name: str, digest: str) -> tuple[str, KeyParts]:
+        """`key` of a step with one input, ``name`` (the usual step), of ``digest``."""
+        return self._keyed(step, _one_input_digest(name, digest))
+
+    def _keyed(self, step: Step, inputs: str) -> tuple[str, KeyParts]:
+        """The key and the parts of ``step`` whose inputs' part is ``inputs``."""
         fixed = self._fixed.get(step.digest) if step.digest else None
         made = fixed[5].get(self._values_text) if fixed is not None else None
-        if made is None or self._packages_of(fixed[3]) != made[1]["packages"]:
-            made = self._made(step, fixed)
-        key_text, others, parts_text = made
-        inputs = _inputs_digest(input_digests)
+        if made is None or self._packages.get(fixed[3]) != made[1]["packages"]:
+            made = self._made(step, fixed)  # (also at its modules' first step in this run:
+        key_text, others, parts_text = made  # `_made` looks their versions up, `_packages_of`)
         parts = KeyParts(others)  # (a copy, the inputs' part in its place: `PARTS` order)
         parts["inputs"] = inputs
         parts.head, parts.tail = parts_text
@@ -307,15 +325,23 @@ def changed_since(before: str | dict | None, now: dict[str, str]) -> list[str]:
         return []
     if type(before) is KeyParts and type(now) is KeyParts and before.head == now.head \
             and before.tail == now.tail:  # (parts this process made: `History.remember_parts`)
-        return [] if before["inputs"] == now["inputs"] else ["inputs"]
+        return [] if before["inputs"] == now["inputs"] else _INPUTS
     if type(before) is str:
         if type(now) is KeyParts:  # the same text but maybe the inputs' part?
             head, inputs, tail = now.head, now["inputs"], now.tail
             if len(before) == len(head) + len(inputs) + len(tail) and before.startswith(head) \
                     and before.endswith(tail):
-                return [] if before.startswith(inputs, len(head)) else ["inputs"]
+                return [] if before.startswith(inputs, len(head)) else _INPUTS
         before = json.loads(before)
     return changed_parts(before, now)
+
+
+class _Parts(list):
+    """A list of parts that changed, made once (`changed_since`): it knows its `changed_why`."""
+
+    def __init__(self, parts):
+        super().__init__(parts)
+        self.why = _explained(tuple(parts)) + " changed since its last run"
 
 
 _WORDS = {"kind": "its kind or options", "code": "its code", "helpers": "a notebook function or "
@@ -325,6 +351,8 @@ _WORDS = {"kind": "its kind or options", "code": "its code", "helpers": "a noteb
 
 def changed_why(parts: list[str]) -> str:
     """Why a step ran when these parts of its key changed since its last run."""
+    if type(parts) is _Parts:
+        return parts.why
     return _changed_why(tuple(parts))
 
 
@@ -337,6 +365,9 @@ def _changed_why(parts: tuple[str, ...]) -> str:
 def _explained(parts: tuple[str, ...]) -> str:
     named = [_WORDS[p] for p in parts]
     return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+
+
+_INPUTS = _Parts(["inputs"])  # (what a re-run after an upstream change says of most steps)
 
 
 def duration_seconds(text: str, step: str) -> float:

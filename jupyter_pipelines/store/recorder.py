@@ -62,8 +62,15 @@ class Recorder:
     # -- the cache ---------------------------------------------------------------------------
     def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
         """The step's cache key and its parts, or None if an input has no stored digest."""
+        inputs = self.graph.inputs[step.name]
+        if len(inputs) == 1:  # the usual step: one input, one step that makes it
+            for name, makers in inputs.items():
+                if len(makers) == 1:
+                    made = records.get(makers[0])
+                    ref = made.refs.get(name) if made is not None else None
+                    return None if ref is None else self.keys.key_of_one(step, name, ref.digest)
         digests = {}
-        for name, makers in self.graph.inputs[step.name].items():
+        for name, makers in inputs.items():
             for maker in makers:  # the first that made it
                 made = records.get(maker)
                 ref = made.refs.get(name) if made is not None else None
@@ -79,16 +86,16 @@ class Recorder:
         if keyed is None:
             record.why = "an input was not stored, so no stored result can match"
             return None
-        record.cache_key, record.key_parts = keyed
+        key, parts = record.cache_key, record.key_parts = keyed
         if step.name in self.force or not step.cache:
             record.why = self._not_looked_up(step)
             return None
-        not_before = time.time() - step.cache_expire if step.cache_expire is not None else None
-        run = self._stored_run(record.cache_key, not_before)
+        expire = step.cache_expire
+        run = self._stored_run(key, None if expire is None else time.time() - expire)
         if run is None:
-            record.why = self.why(step.name, record.key_parts, step.cache_expire)
+            record.why = self.why(step.name, parts, expire)
             return None
-        run["key_parts"] = record.key_parts  # equal: they make the key
+        run["key_parts"] = parts  # equal: they make the key
         artifacts = self.artifacts
         hit = stored_record(run, artifacts, status="Cached",
                             reused_from=run["cache_source"] or run["execution_id"])

@@ -157,6 +157,7 @@ class HistoryWriter:
                     time.sleep(wait)
                 else:
                     self._journal.remove()
+                    self.history.remember_runs(self.execution_id)  # (for a re-run here)
                     return
         finally:
             self.history.pending(-1)
