@@ -893,12 +893,13 @@ def test_a_rerun_reads_the_latest_runs_its_process_kept_unless_another_wrote_sin
 
     assert rerun() == 0  # kept as the first run ended
     assert rerun() == 0  # and as the re-run ended
+    history = wide(tmp_path, steps=3).workspace.history
+    history.settle()  # (kept once the end is committed, after `start` returns)
     with closing(sqlite3.connect(home / "history.db")) as db, db:  # another process writes
         db.execute("INSERT INTO pipeline_versions (pipeline, digest, definition, created) "
                    "VALUES ('other', 'd', '{}', 0)")
     assert rerun() == 1  # read again
-    history = wide(tmp_path, steps=3).workspace.history
-    history.settle()  # (the runs are kept as the end is committed, after `start` returns)
+    history.settle()
     history.mark_invalid("no-such-digest", "a test")
     assert rerun() == 1
 

@@ -98,6 +98,7 @@ class ArtifactStore:
         self.location = os.fspath(location)
         self.backend = open_backend(location)
         self._verified: dict[str, tuple] = {}  # key -> file identity when its bytes last matched
+        self._inline_ok: dict[str, str] = {}  # digest -> a small value's text that matched it
         self._stat = getattr(self.backend, "identity", None)  # None: the backend cannot tell
 
     def put(self, value: Any, *, what: str | None = None, name: str = "name",
@@ -183,8 +184,14 @@ class ArtifactStore:
         """None if the artifact is stored intact; else ``"missing"`` or ``"corrupt"``. Streams
         the bytes (never holds a whole file) and skips files verified since they last changed."""
         if ref.inline is not None:  # the history's copy of a small value: hashed, never stat'ed
-            return None if content_digest(ref.format, [ref.inline.encode()]) == ref.digest \
-                else "corrupt"
+            if self._inline_ok.get(ref.digest) == ref.inline:  # (this very text, hashed before)
+                return None
+            if content_digest(ref.format, [ref.inline.encode()]) != ref.digest:
+                return "corrupt"
+            if len(self._inline_ok) >= 65536:
+                self._inline_ok.clear()
+            self._inline_ok[ref.digest] = ref.inline
+            return None
         key = ref.key
         before = self._stat(key) if self._stat is not None else None
         if before is not None and before == self._verified.get(key):
@@ -216,6 +223,7 @@ class ArtifactStore:
     def forget_verified(self) -> None:
         """Hash every file again on its next read (``doctor`` does; so does a new process)."""
         self._verified.clear()
+        self._inline_ok.clear()
 
     def path(self, ref: ArtifactRef) -> str:
         """Where the artifact's bytes are (a file path or URL), for messages."""
