@@ -325,23 +325,15 @@ def changed_since(before: str | dict | None, now: dict[str, str]) -> list[str]:
         return []
     if type(before) is KeyParts and type(now) is KeyParts and before.head == now.head \
             and before.tail == now.tail:  # (parts this process made: `History.remember_parts`)
-        return [] if before["inputs"] == now["inputs"] else _INPUTS
+        return [] if before["inputs"] == now["inputs"] else ["inputs"]
     if type(before) is str:
         if type(now) is KeyParts:  # the same text but maybe the inputs' part?
             head, inputs, tail = now.head, now["inputs"], now.tail
             if len(before) == len(head) + len(inputs) + len(tail) and before.startswith(head) \
                     and before.endswith(tail):
-                return [] if before.startswith(inputs, len(head)) else _INPUTS
+                return [] if before.startswith(inputs, len(head)) else ["inputs"]
         before = json.loads(before)
     return changed_parts(before, now)
-
-
-class _Parts(list):
-    """A list of parts that changed, made once (`changed_since`): it knows its `changed_why`."""
-
-    def __init__(self, parts):
-        super().__init__(parts)
-        self.why = _explained(tuple(parts)) + " changed since its last run"
 
 
 _WORDS = {"kind": "its kind or options", "code": "its code", "helpers": "a notebook function or "
@@ -351,8 +343,8 @@ _WORDS = {"kind": "its kind or options", "code": "its code", "helpers": "a noteb
 
 def changed_why(parts: list[str]) -> str:
     """Why a step ran when these parts of its key changed since its last run."""
-    if type(parts) is _Parts:
-        return parts.why
+    if parts == ["inputs"]:  # (what a re-run after an upstream change says of most steps)
+        return _INPUTS_CHANGED
     return _changed_why(tuple(parts))
 
 
@@ -367,7 +359,7 @@ def _explained(parts: tuple[str, ...]) -> str:
     return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
 
 
-_INPUTS = _Parts(["inputs"])  # (what a re-run after an upstream change says of most steps)
+_INPUTS_CHANGED = _changed_why(("inputs",))
 
 
 def duration_seconds(text: str, step: str) -> float:
