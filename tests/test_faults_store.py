@@ -453,6 +453,22 @@ def test_a_small_value_changed_in_the_history_is_never_returned_and_is_a_cache_m
     assert p.doctor().healthy
 
 
+def test_a_small_value_changed_after_a_rerun_verified_it_is_still_a_cache_miss(tmp_path):
+    """A process hashes a small value's text once (a re-run verifies it, `ArtifactStore.check`
+    then knows that text): the text changed in the history afterwards is hashed again, found
+    corrupt, and the step runs again, in the same process."""
+    home = tmp_path / "state"
+    small(home).start(display=False)
+    cached = small(home).start(display=False)  # verifies "0.75" against its digest
+    assert cached.steps["Make"].status == "Cached"
+    small(home).workspace.history.settle()
+    tamper_inline(home, "Make", "score", "0.25")
+    again = small(home).start(display=False)
+    assert again.steps["Make"].status == "Succeeded"
+    assert "stored output `score` of step Make is corrupt" in again.steps["Make"].why
+    assert again.result("Use", "passed") is True and again.result("Make", "score") == 0.75
+
+
 def test_doctor_checks_every_rows_copy_of_a_small_value(tmp_path):
     """Each row keeps its own copy of a small value: a changed copy in the latest row (the one
     a run reuses) is corrupt even when an earlier row's copy of the same value is intact."""
