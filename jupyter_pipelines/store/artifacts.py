@@ -188,7 +188,7 @@ class ArtifactStore:
                 return None
             if content_digest(ref.format, [ref.inline.encode()]) != ref.digest:
                 return "corrupt"
-            if len(self._inline_ok) >= 65536:
+            if len(self._inline_ok) >= 16384:  # (each under INLINE_LIMIT bytes)
                 self._inline_ok.clear()
             self._inline_ok[ref.digest] = ref.inline
             return None

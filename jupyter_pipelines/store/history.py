@@ -50,7 +50,7 @@ def _outputs(text: str | None) -> dict | None:
     try:
         return _PARSED[text]
     except KeyError:
-        if len(_PARSED) >= 65536:
+        if len(_PARSED) >= 8192:  # (a few re-runs of a 1000-step pipeline; a few MB)
             _PARSED.clear()
         parsed = _PARSED[text] = journal.plain_loads(text) if text is not None else None
         return parsed
@@ -383,6 +383,8 @@ class History:
             with self._read_lock:
                 rows = self._reader.execute(self._latest_sql, [execution_id]).fetchall()
         except (sqlite3.Error, StateError):  # the run reads them itself
+            return
+        if len(rows) > 20_000:  # (about 14 MB kept: the run reads them itself)
             return
         with self._parts_lock:
             if len(self._runs) >= 4:
