@@ -39,18 +39,17 @@ def record_row(record, artifacts: ArtifactStore) -> list:
 
 def journal_line(record, artifacts: ArtifactStore) -> str:
     """The journal line of a finished step record (see the module's note)."""
-    parts = record.key_parts
-    if (record.status == "Succeeded" and type(parts) is KeyParts and record.why is not None
-            and record.cache_key is not None and not (
-                record.metadata or record.stdout or record.stderr or record.failure_reason
-                or record.traceback or record.reused_from)):
-        start, end = record.start, record.end
-        if type(start) is float and type(end) is float:
-            return (f'{{"run": [{_quoted(record.name)}, {_quoted(record.kind)}, "Succeeded", '
-                    f'"{_PACK(start).hex()}", "{_PACK(end).hex()}", {record.attempts}, '
-                    f'"{record.cache_key}", {parts.head}{parts["inputs"]}{parts.tail}, null, '
-                    f'{outputs_json(record.refs, artifacts)}, null, "", "", null, null, '
-                    f'{why_json(record.why)}]}}')
+    parts, start, end = record.key_parts, record.start, record.end
+    if (record.status == "Succeeded" and type(parts) is KeyParts and record.cache_key is not None
+            and type(start) is float and type(end) is float and record.why is not None
+            and not record.metadata and record.stdout == "" and record.stderr == ""
+            and record.failure_reason is None and record.traceback is None
+            and record.reused_from is None):
+        return (f'{{"run": [{_quoted(record.name)}, {_quoted(record.kind)}, "Succeeded", '
+                f'"{_PACK(start).hex()}", "{_PACK(end).hex()}", {record.attempts}, '
+                f'"{record.cache_key}", {parts.head}{parts["inputs"]}{parts.tail}, null, '
+                f'{outputs_json(record.refs, artifacts)}, null, "", "", null, null, '
+                f'{why_json(record.why)}]}}')
     row = record_row(record, artifacts)
     return plain_json({"run": [json.loads(v) if i in JSON_FIELDS and v is not None else v
                                for i, v in enumerate(row)]})
@@ -60,7 +59,8 @@ def end_line(finish: tuple, copies: list[tuple]) -> str:
     """The journal line of an execution's end: its (status, end, reason), and the Cached rows
     still to copy, ``(source rowid, step, start, end)``, their times as `time_text` texts."""
     text = "".join([f', [{rowid}, {_quoted(name)}, "{_PACK(start).hex()}", "{_PACK(end).hex()}"]'
-                    if type(name) is str and type(start) is float and type(end) is float
+                    if type(rowid) is int and type(name) is str and type(start) is float
+                    and type(end) is float
                     else ", " + plain_json([rowid, name, time_text(start), time_text(end)])
                     for rowid, name, start, end in copies])
     return f'{{"end": {plain_json(list(finish))}, "copies": [{text[2:]}]}}'
