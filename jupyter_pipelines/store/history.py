@@ -377,14 +377,13 @@ class History:
         """(The history's thread, once an execution's end is committed.) Read its `latest_runs`
         then, off the run's thread, for the pipeline's next run in this process (a re-run reads
         them before its first step). Its rows change no more, unless another process writes
-        (`doctor` marks a run invalid): they are read again then. The last few executions."""
+        (`doctor` marks a run invalid): they are read again then. The last few executions (of
+        at most `writer.REMEMBERED_RUNS` steps)."""
         try:
             version = self._others_version()  # (first: a write meanwhile makes them stale)
             with self._read_lock:
                 rows = self._reader.execute(self._latest_sql, [execution_id]).fetchall()
         except (sqlite3.Error, StateError):  # the run reads them itself
-            return
-        if len(rows) > 20_000:  # (about 14 MB kept: the run reads them itself)
             return
         with self._parts_lock:
             if len(self._runs) >= 4:

@@ -50,6 +50,7 @@ from .schema import step_row
 
 FLUSH_INTERVAL = 0.1  # seconds a queued row waits at most for its commit
 JOURNAL_LIMIT = 8 << 20  # bytes: a journal this long is cleared by a commit on the run's thread
+REMEMBERED_RUNS = 20_000  # steps of an execution whose runs are kept for a re-run (about 14 MB)
 
 
 class HistoryWriter:
@@ -157,7 +158,8 @@ class HistoryWriter:
                     time.sleep(wait)
                 else:
                     self._journal.remove()
-                    self.history.remember_runs(self.execution_id)  # (for a re-run here)
+                    if len(self._steps) <= REMEMBERED_RUNS:  # (for a re-run here)
+                        self.history.remember_runs(self.execution_id)
                     return
         finally:
             self.history.pending(-1)
