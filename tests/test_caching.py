@@ -859,8 +859,7 @@ def test_a_run_never_waits_for_a_checkpoint_to_begin(tmp_path, monkeypatch):
     monkeypatch.setattr(history_mod, "_CHECKPOINT_PAGES", 2)
     history = History(tmp_path / "state")
     size = os.path.getsize(history.path)
-    version = history.record_version("p", "d1", "x" * 50_000)  # a dozen pages: past the 2
-    history.start_execution("e1", "p", version, {}, 1.0)
+    history.start_execution("e1", "p", ("d1", "x" * 50_000), {}, 1.0)  # a dozen pages: past the 2
     assert os.path.getsize(history.path) == size  # all still in the WAL
     history.record_steps("e1", [], ("Succeeded", 2.0, None))
     assert os.path.getsize(history.path) > size + 40_000  # folded in by the commit

@@ -156,7 +156,7 @@ def test_a_database_locked_too_long_is_a_clear_error(tmp_path, monkeypatch):
         from jupyter_pipelines.store.history import History
 
         with pytest.raises(StateError, match="locked by another process"):
-            History(tmp_path / "state").record_version("x", "d", {})
+            History(tmp_path / "state").start_execution("e", "x", ("d", "{}"), {}, 1.0)
     finally:
         holder.execute("ROLLBACK")
         holder.close()

@@ -152,34 +152,21 @@ class History:
                     self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
 
     # -- writing ---------------------------------------------------------------------------
-    def record_version(self, pipeline: str, digest: str, definition: dict | str) -> int:
-        """The id of the pipeline's version with this digest, recorded if new; ``definition``
-        is its document (`snapshot`), or the document's JSON text."""
-        known = self._rows(_VERSION_ID, [pipeline, digest])
-        if known:  # the usual case: the definition (large) is not written again
-            return known[0][0]
-        with self._tx(checkpoint=False) as db:
-            return self._version(db, pipeline, digest, definition)
-
-    @staticmethod
-    def _version(db, pipeline: str, digest: str, definition: dict | str) -> int:
-        text = definition if isinstance(definition, str) else json.dumps(definition)
-        db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, created) "
-                   "VALUES (?, ?, ?, ?)", (pipeline, digest, text, time.time()))
-        (version,) = db.execute(_VERSION_ID, (pipeline, digest)).fetchone()
-        return version
-
     def start_execution(self, execution_id: str, pipeline: str, version: int | tuple[str, str],
                         parameters: dict, start: float, retry_of: str | None = None) -> int:
         """Record an execution as Executing; ``version``: its pipeline version's id, or the
-        version's ``(digest, document text)``, recorded in the same transaction if new (one
-        transaction, not two: what a run pays before its first step). Returns the version id."""
+        version's ``(digest, document text)`` (`snapshot.document_text`), recorded in the same
+        transaction if new (one transaction, not two: what a run pays before its first step).
+        Returns the version id."""
         if not isinstance(version, int):
             known = self._rows(_VERSION_ID, [pipeline, version[0]])
             version = known[0][0] if known else version
         with self._tx(checkpoint=False) as db:
-            if not isinstance(version, int):
-                version = self._version(db, pipeline, *version)
+            if not isinstance(version, int):  # new: the definition (large) is written once
+                digest, text = version
+                db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, "
+                           "created) VALUES (?, ?, ?, ?)", (pipeline, digest, text, time.time()))
+                (version,) = db.execute(_VERSION_ID, (pipeline, digest)).fetchone()
             db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, 'Executing', ?, NULL, NULL, ?, ?, ?, ?)",
                        (execution_id, pipeline, version, json.dumps(parameters, default=repr),
                         start, os.getpid(), socket.gethostname(), retry_of, os.getcwd()))
@@ -367,9 +354,10 @@ class History:
         re-run would make one a step, and none when this process ran the execution and read
         them as it ended (`remember_runs`); `cached` makes a row what `cached_run` gives, so
         only the runs a step reuses are decoded."""
+        if _PENDING and self.path in _PENDING:  # (kept as its end's commit is made)
+            self.settle()
         known = self._runs.get(execution_id)
-        if known is not None and not (_PENDING and self.path in _PENDING) \
-                and known[0] == self._others_version():
+        if known is not None and known[0] == self._others_version():
             return known[1]
         return self._rows(self._latest_sql, [execution_id], None)
 

@@ -169,22 +169,16 @@ def _inputs_digest(input_digests: dict[str, str]) -> str:
     """`_digest` of the inputs' digests by name; plain names are written as json.dumps would."""
     if len(input_digests) == 1:  # the usual case (a name, a hex digest), written directly
         for name, digest in input_digests.items():
-            return _one_input_digest(name, digest)
+            opening = _opening(name)
+            if opening is not None and type(digest) is str and digest.isascii() and \
+                    digest.encode().isalnum():  # (a hex digest: bytes.isalnum is 5x str.isalnum)
+                return hashlib.sha256(f'{opening}{digest}"}}'.encode()).hexdigest()[:32]
     items = sorted(input_digests.items())
     if all(type(d) is str for _, d in items):
         text = "{" + ", ".join(f'"{n}": "{d}"' for n, d in items) + "}"
         if _as_json(text, 4 * len(items)):
             return hashlib.sha256(text.encode()).hexdigest()[:32]
     return _digest(dict(items))
-
-
-def _one_input_digest(name: str, digest: str) -> str:
-    """`_inputs_digest` of one input."""
-    opening = _opening(name)
-    if opening is not None and type(digest) is str and digest.isascii() and \
-            digest.encode().isalnum():  # (a hex digest: bytes.isalnum is 5x str.isalnum)
-        return hashlib.sha256(f'{opening}{digest}"}}'.encode()).hexdigest()[:32]
-    return _digest({name: digest})
 
 
 class KeyParts(dict):
@@ -219,19 +213,12 @@ class CacheKeys:
 
     def key(self, step: Step, input_digests: dict[str, str]) -> tuple[str, KeyParts]:
         """The step's cache key and its parts."""
-        return self._keyed(step, _inputs_digest(input_digests))
-
-    def key_of_one(self, step: Step, name: str, digest: str) -> tuple[str, KeyParts]:
-        """`key` of a step with one input, ``name`` (the usual step), of ``digest``."""
-        return self._keyed(step, _one_input_digest(name, digest))
-
-    def _keyed(self, step: Step, inputs: str) -> tuple[str, KeyParts]:
-        """The key and the parts of ``step`` whose inputs' part is ``inputs``."""
         fixed = self._fixed.get(step.digest) if step.digest else None
         made = fixed[5].get(self._values_text) if fixed is not None else None
         if made is None or self._packages.get(fixed[3]) != made[1]["packages"]:
             made = self._made(step, fixed)  # (also at its modules' first step in this run:
         key_text, others, parts_text = made  # `_made` looks their versions up, `_packages_of`)
+        inputs = _inputs_digest(input_digests)
         parts = KeyParts(others)  # (a copy, the inputs' part in its place: `PARTS` order)
         parts["inputs"] = inputs
         parts.head, parts.tail = parts_text

@@ -62,15 +62,8 @@ class Recorder:
     # -- the cache ---------------------------------------------------------------------------
     def key(self, step: Step, records: dict[str, StepRecord]) -> tuple[str, dict] | None:
         """The step's cache key and its parts, or None if an input has no stored digest."""
-        inputs = self.graph.inputs[step.name]
-        if len(inputs) == 1:  # the usual step: one input, one step that makes it
-            for name, makers in inputs.items():
-                if len(makers) == 1:
-                    made = records.get(makers[0])
-                    ref = made.refs.get(name) if made is not None else None
-                    return None if ref is None else self.keys.key_of_one(step, name, ref.digest)
         digests = {}
-        for name, makers in inputs.items():
+        for name, makers in self.graph.inputs[step.name].items():
             for maker in makers:  # the first that made it
                 made = records.get(maker)
                 ref = made.refs.get(name) if made is not None else None
