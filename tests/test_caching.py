@@ -548,7 +548,8 @@ def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path
     p = chain_of_three(tmp_path)
     p.add_step("Look", "import glob, json, sqlite3\n"  # what another process sees meanwhile
                f"_j = glob.glob({str(tmp_path / 'state' / 'journal' / '*.jsonl')!r})\n"
-               "journaled = [json.loads(l)['run'][0] for l in open(_j[0])]\n"
+               "_lines = open(_j[0], 'rb').read().split(b'\\0')[0].splitlines()\n"  # (zeros past
+               "journaled = [json.loads(l)['run'][0] for l in _lines]\n"  # the lines if mapped)
                f"_db = sqlite3.connect({str(tmp_path / 'state' / 'history.db')!r})\n"
                "committed = [r[0] for r in _db.execute('SELECT step FROM step_runs')]\n"
                "_db.close()\nlooked = z", cache=False)

@@ -1,0 +1,126 @@
+"""The journal file itself: lines copied into the mapped file where the file system allows,
+written with ``write()`` where it does not, and read back the same either way (`journal.read`,
+what the replay after a kill uses)."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from jupyter_pipelines import Pipeline
+from jupyter_pipelines.errors import StateError
+from jupyter_pipelines.store import journal
+from jupyter_pipelines.store.journal import Journal, plain_json
+
+WIDTH = 16  # values of a step run's row
+
+
+def line(i: int) -> str:
+    return plain_json({"run": [f"S{i}", "processing", "Succeeded", float(i), i + 0.5, 1,
+                               "k" * 32, None, None, None, None, "", "", None, None, None]})
+
+
+def names(j: Journal) -> list[str]:
+    rows, end = journal.read(j.path, WIDTH)
+    assert end is None
+    return [row[0] for row in rows]
+
+
+@pytest.fixture
+def no_room(monkeypatch):
+    """A file system that will not reserve blocks (as ZFS or some network file systems)."""
+    def refuse(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(journal, "_fallocate", refuse)
+
+
+@pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
+def test_a_mapped_journal_reads_back_every_line_as_it_grows_and_nothing_stale_after_a_clear(
+        tmp_path):
+    j = Journal(tmp_path, "run/1")
+    for i in range(2000):  # ~240 KB: past the first map, mapped again twice
+        j.append([line(i)])
+    data = j.path.read_bytes()
+    assert len(data) > j.size and data[j.size:] == bytes(len(data) - j.size)  # zeros past them
+    assert names(j) == [f"S{i}" for i in range(2000)]
+    j.clear()  # committed: a replay now finds nothing...
+    assert names(j) == []
+    j.append([line(7), line(8)])  # ...and then only what came after, none of the old lines
+    assert names(j) == ["S7", "S8"]
+    j.remove()
+    assert not j.path.exists()
+
+
+@pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
+def test_a_line_a_kill_cut_short_in_the_mapped_file_is_dropped(tmp_path):
+    """A copy into the mapping stopped part-way leaves zeros inside the last line (even after
+    its newline was copied): `read` stops at the first zero and drops the line."""
+    j = Journal(tmp_path, "cut")
+    j.append([line(1), line(2)])
+    last = (line(3) + "\n").encode()
+    with j.path.open("r+b") as handle:  # the same bytes the mapping holds
+        handle.seek(j.size)
+        handle.write(last[:20])
+        handle.seek(j.size + 40)
+        handle.write(last[40:])
+    assert names(j) == ["S1", "S2"]
+    j.close()
+
+
+def test_without_room_to_reserve_the_journal_writes_its_lines(tmp_path, no_room):
+    j = Journal(tmp_path, "written")
+    j.append([line(1)])
+    j.append([line(2), line(3)])
+    assert j.path.stat().st_size == j.size  # written, not mapped: no zeros past the lines
+    assert names(j) == ["S1", "S2", "S3"]
+    j.clear()
+    assert j.path.stat().st_size == 0
+    j.append([line(4)])
+    assert names(j) == ["S4"]
+    j.close()
+
+
+@pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
+def test_a_mapped_journal_that_cannot_grow_goes_on_with_write(tmp_path, monkeypatch):
+    """The disk fills up (or the file system refuses) when the journal needs a larger map: the
+    file is cut back to its lines and the next ones are written after them."""
+    reserve, calls = journal._fallocate, []
+
+    def once(fd, offset, length):
+        calls.append(length)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        reserve(fd, offset, length)
+
+    monkeypatch.setattr(journal, "_fallocate", once)
+    j = Journal(tmp_path, "full")
+    for i in range(1000):  # ~120 KB: past the first map
+        j.append([line(i)])
+    assert len(calls) == 2 and j.path.stat().st_size == j.size
+    assert names(j) == [f"S{i}" for i in range(1000)]
+    j.close()
+
+
+def test_a_journal_no_file_system_takes_fails_the_append_with_a_clear_error(tmp_path):
+    """Not a folder where the journal goes: the append says which file and what to do."""
+    (tmp_path / "journal").write_text("a file where the folder should be")
+    j = Journal(tmp_path, "nowhere")
+    with pytest.raises(StateError) as raised:
+        j.append([line(1)])
+    message = str(raised.value)
+    assert "could not be recorded in the history's journal" in message
+    assert "JUPYTER_PIPELINES_HOME" in message
+
+
+def test_a_run_whose_file_system_will_not_map_is_journaled_and_recorded_the_same(tmp_path,
+                                                                                no_room):
+    p = Pipeline("written", home=tmp_path / "state")
+    p.add_step("A", "a = 1")
+    p.add_step("B", "b = a + 1")
+    ex = p.start(display=False)
+    assert ex.status == "Succeeded" and ex.result("B", "b") == 2
+    rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
+    assert rows == {"A": "Succeeded", "B": "Succeeded"}
+    assert not list((tmp_path / "state" / "journal").glob("*.jsonl"))  # committed, removed
