@@ -6,7 +6,8 @@ A step's key is the digest of its *parts*, each a digest of its own:
     code        the step's code, parsed: comments and formatting do not count
     helpers     the notebook functions and classes it calls, transitively, parsed alike
     parameters  the values of the parameters it reads
-    inputs      the digests of its inputs (the artifacts upstream steps produced)
+    inputs      the digests of its inputs (the artifacts upstream steps produced): of its
+                one input, that input's digest
     packages    the versions of the packages its code and helpers import
 
 Keeping the parts lets `why` name the part that changed since the step last ran.
@@ -150,35 +151,26 @@ def _as_json(text: str, quotes: int) -> bool:
     return text.isascii() and text.isprintable() and "\\" not in text and text.count('"') == quotes
 
 
-_PLAIN_NAMES: dict[str, str | None] = {}  # an input's name -> how json.dumps starts {name: ...}
-
-
-def _opening(name: str) -> str | None:
-    """``{"name": "``, as json.dumps writes a dict of one input (a text) up to its value, or None
-    if the name needs escaping."""
-    try:
-        return _PLAIN_NAMES[name]
-    except KeyError:
-        if len(_PLAIN_NAMES) >= 4096:
-            _PLAIN_NAMES.clear()
-        opening = _PLAIN_NAMES[name] = f'{{"{name}": "' if _as_json(f'"{name}"', 2) else None
-        return opening
-
-
 def _inputs_digest(input_digests: dict[str, str]) -> str:
-    """`_digest` of the inputs' digests by name; plain names are written as json.dumps would."""
-    if len(input_digests) == 1:  # the usual case (a name, a hex digest), written directly
-        for name, digest in input_digests.items():
-            opening = _opening(name)
-            if opening is not None and type(digest) is str and digest.isascii() and \
+    """The inputs' part: for the usual step, reading one input, that input's own digest (cut
+    to a part's length: a digest of it would add nothing, and its name is in the step's code,
+    the part "code"); for none or several, `_digest` of their digests by name."""
+    if len(input_digests) == 1:
+        for digest in input_digests.values():
+            if type(digest) is str and len(digest) >= 32 and digest.isascii() and \
                     digest.encode().isalnum():  # (a hex digest: bytes.isalnum is 5x str.isalnum)
-                return hashlib.sha256(f'{opening}{digest}"}}'.encode()).hexdigest()[:32]
+                return digest[:32]
+    elif not input_digests:
+        return _NO_INPUTS
     items = sorted(input_digests.items())
     if all(type(d) is str for _, d in items):
         text = "{" + ", ".join(f'"{n}": "{d}"' for n, d in items) + "}"
         if _as_json(text, 4 * len(items)):
             return hashlib.sha256(text.encode()).hexdigest()[:32]
     return _digest(dict(items))
+
+
+_NO_INPUTS = _digest({})
 
 
 class KeyParts(dict):
