@@ -622,8 +622,13 @@ def test_what_changed_since_a_run_is_read_from_its_parts_text_as_from_its_parts(
     import itertools
 
     now = keys.KeyParts({p: f"{i:x}" * 32 for i, p in enumerate(keys.PARTS, start=1)})
-    now.head, now.tail = keys.parts_json(dict(now)).split(now["inputs"])
+    now.around = tuple(keys.parts_json(dict(now)).split(now["inputs"]))
     assert now.json == json.dumps(dict(now))
+    twin = keys.KeyParts(now)  # parts made of the same texts: only the inputs' part compared
+    twin.around = now.around
+    assert keys.changed_since(twin, now) == []
+    twin["inputs"] = "e" * 32
+    assert keys.changed_since(twin, now) == ["inputs"]
     for count in range(len(keys.PARTS) + 1):
         for changed in itertools.combinations(keys.PARTS, count):
             before = {p: ("f" * 32 if p in changed else v) for p, v in now.items()}

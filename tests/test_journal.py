@@ -41,13 +41,13 @@ def test_a_mapped_journal_reads_back_every_line_as_it_grows_and_nothing_stale_af
         tmp_path):
     j = Journal(tmp_path, "run/1")
     for i in range(2000):  # ~240 KB: past the first map, mapped again twice
-        j.append([line(i)])
+        j.append(line(i))
     data = j.path.read_bytes()
     assert len(data) > j.size and data[j.size:] == bytes(len(data) - j.size)  # zeros past them
     assert names(j) == [f"S{i}" for i in range(2000)]
     j.clear()  # committed: a replay now finds nothing...
     assert names(j) == []
-    j.append([line(7), line(8)])  # ...and then only what came after, none of the old lines
+    j.append(line(7) + "\n" + line(8))  # ...and then only what came after, none of the old lines
     assert names(j) == ["S7", "S8"]
     j.remove()
     assert not j.path.exists()
@@ -58,7 +58,7 @@ def test_a_line_a_kill_cut_short_in_the_mapped_file_is_dropped(tmp_path):
     """A copy into the mapping stopped part-way leaves zeros inside the last line (even after
     its newline was copied): `read` stops at the first zero and drops the line."""
     j = Journal(tmp_path, "cut")
-    j.append([line(1), line(2)])
+    j.append(line(1) + "\n" + line(2))
     last = (line(3) + "\n").encode()
     with j.path.open("r+b") as handle:  # the same bytes the mapping holds
         handle.seek(j.size)
@@ -71,13 +71,13 @@ def test_a_line_a_kill_cut_short_in_the_mapped_file_is_dropped(tmp_path):
 
 def test_without_room_to_reserve_the_journal_writes_its_lines(tmp_path, no_room):
     j = Journal(tmp_path, "written")
-    j.append([line(1)])
-    j.append([line(2), line(3)])
+    j.append(line(1))
+    j.append(line(2) + "\n" + line(3))
     assert j.path.stat().st_size == j.size  # written, not mapped: no zeros past the lines
     assert names(j) == ["S1", "S2", "S3"]
     j.clear()
     assert j.path.stat().st_size == 0
-    j.append([line(4)])
+    j.append(line(4))
     assert names(j) == ["S4"]
     j.close()
 
@@ -97,7 +97,7 @@ def test_a_mapped_journal_that_cannot_grow_goes_on_with_write(tmp_path, monkeypa
     monkeypatch.setattr(journal, "_fallocate", once)
     j = Journal(tmp_path, "full")
     for i in range(1000):  # ~120 KB: past the first map
-        j.append([line(i)])
+        j.append(line(i))
     assert len(calls) == 2 and j.path.stat().st_size == j.size
     assert names(j) == [f"S{i}" for i in range(1000)]
     j.close()
@@ -108,7 +108,7 @@ def test_a_journal_no_file_system_takes_fails_the_append_with_a_clear_error(tmp_
     (tmp_path / "journal").write_text("a file where the folder should be")
     j = Journal(tmp_path, "nowhere")
     with pytest.raises(StateError) as raised:
-        j.append([line(1)])
+        j.append(line(1))
     message = str(raised.value)
     assert "could not be recorded in the history's journal" in message
     assert "JUPYTER_PIPELINES_HOME" in message

@@ -92,9 +92,9 @@ class Journal:
         self._room = 0
         self._maps = _fallocate is not None  # False once reserving or mapping failed
 
-    def append(self, lines: list[str]) -> None:
-        """Append JSON texts (`plain_json`), one line each."""
-        data = (lines[0] + "\n" if len(lines) == 1 else "".join(line + "\n" for line in lines)).encode()
+    def append(self, lines: str) -> None:
+        """Append lines: JSON texts (`plain_json`), one or more joined by newlines."""
+        data = (lines + "\n").encode()
         end = self.size + len(data)
         if end <= self._room:  # the usual append: a copy into the mapped file
             self._map[self.size:end] = data

@@ -175,14 +175,23 @@ _NO_INPUTS = _digest({})
 
 class KeyParts(dict):
     """A step's key parts (`PARTS`, each a digest), with the texts of their JSON before and
-    after the inputs' part (``head``, ``tail``), made with them: the JSON (`json`) is what the
-    step's history row keeps (`parts_json`). Not to be changed."""
+    after the inputs' part (``around``: head and tail), made with them: the JSON (`json`) is
+    what the step's history row keeps (`parts_json`). Parts made of the same memoised texts
+    share ``around``: all their parts but the inputs' are the same. Not to be changed."""
 
-    __slots__ = ("head", "tail")
+    __slots__ = ("around",)
+
+    @property
+    def head(self) -> str:
+        return self.around[0]
+
+    @property
+    def tail(self) -> str:
+        return self.around[1]
 
     @property
     def json(self) -> str:
-        return self.head + self["inputs"] + self.tail
+        return self.around[0] + self["inputs"] + self.around[1]
 
 
 class CacheKeys:
@@ -207,13 +216,13 @@ class CacheKeys:
         """The step's cache key and its parts."""
         fixed = self._fixed.get(step.digest) if step.digest else None
         made = fixed[5].get(self._values_text) if fixed is not None else None
-        if made is None or self._packages.get(fixed[3]) != made[1]["packages"]:
+        if made is None or self._packages.get(fixed[3]) is not made[3]:
             made = self._made(step, fixed)  # (also at its modules' first step in this run:
-        key_text, others, parts_text = made  # `_made` looks their versions up, `_packages_of`)
+        key_text, others, around = made[:3]  # `_made` looks their versions up, `_packages_of`)
         inputs = _inputs_digest(input_digests)
         parts = KeyParts(others)  # (a copy, the inputs' part in its place: `PARTS` order)
         parts["inputs"] = inputs
-        parts.head, parts.tail = parts_text
+        parts.around = around
         return hashlib.sha256((key_text[0] + inputs + key_text[1]).encode()).hexdigest()[:32], parts
 
     def parts(self, step: Step, input_digests: dict[str, str]) -> dict[str, str]:
@@ -249,7 +258,7 @@ class CacheKeys:
                            .split("\0"))
         others = {"kind": kind, "code": code, "helpers": helpers, "parameters": parameters,
                   "inputs": "", "packages": packages}  # every part but the inputs'
-        made = (key_text, others, parts_text)
+        made = (key_text, others, parts_text, packages)  # (packages: `_packages`' own text)
         if len(by_values) >= 8:  # a few sets of parameter values are kept
             by_values.clear()
         by_values[self._values_text] = made
@@ -302,9 +311,9 @@ def changed_since(before: str | dict | None, now: dict[str, str]) -> list[str]:
     comparisons of the texts, no parsing, nothing copied."""
     if not before:
         return []
-    if type(before) is KeyParts and type(now) is KeyParts and before.head == now.head \
-            and before.tail == now.tail:  # (parts this process made: `History.remember_parts`)
-        return [] if before["inputs"] == now["inputs"] else ["inputs"]
+    if type(before) is KeyParts and type(now) is KeyParts and before.around is now.around:
+        # (parts this process made of the same memoised texts: `History.remember_parts`)
+        return [] if before["inputs"] == now["inputs"] else _INPUTS
     if type(before) is str:
         if type(now) is KeyParts:  # the same text but maybe the inputs' part?
             head, inputs, tail = now.head, now["inputs"], now.tail
@@ -320,9 +329,12 @@ _WORDS = {"kind": "its kind or options", "code": "its code", "helpers": "a noteb
           "upstream step's output)", "packages": "a package it imports (its version)"}
 
 
+_INPUTS = ["inputs"]  # (what `changed_since` says of most steps of a re-run: not to be changed)
+
+
 def changed_why(parts: list[str]) -> str:
     """Why a step ran when these parts of its key changed since its last run."""
-    if parts == ["inputs"]:  # (what a re-run after an upstream change says of most steps)
+    if parts is _INPUTS or parts == _INPUTS:  # (what a re-run after an upstream change says)
         return _INPUTS_CHANGED
     return _changed_why(tuple(parts))
 

@@ -222,7 +222,7 @@ class Recorder:
                 self._started(execution)
             return
         if event == "step_finished" and record is not None:
-            source = self._sources.pop(record.name, None)
+            source = self._sources.pop(record.name, None) if self._sources else None
             if source is not None and source[1] is record:  # a hit: its row copies the stored one
                 self.writer.copied(source[0], record.name, record.start, record.end)
             else:  # a step that ran (or was skipped, stopped...) is journaled; Cached is not

@@ -47,7 +47,7 @@ def journal_line(record, artifacts: ArtifactStore) -> str:
             and record.reused_from is None):
         return (f'{{"run": [{_quoted(record.name)}, {_quoted(record.kind)}, "Succeeded", '
                 f'"{_PACK(start).hex()}", "{_PACK(end).hex()}", {record.attempts}, '
-                f'"{record.cache_key}", {parts.head}{parts["inputs"]}{parts.tail}, null, '
+                f'"{record.cache_key}", {parts.json}, null, '
                 f'{outputs_json(record.refs, artifacts)}, null, "", "", null, null, '
                 f'{why_json(record.why)}]}}')
     row = record_row(record, artifacts)

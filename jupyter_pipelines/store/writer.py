@@ -91,7 +91,7 @@ class HistoryWriter:
             if line is None or self._journal_failed:
                 return
             try:
-                self._journal.append([line])
+                self._journal.append(line)
             except Exception:  # the run stops (the loop's `_abandon`); its end is committed
                 self._journal_failed = True
                 raise
@@ -127,8 +127,8 @@ class HistoryWriter:
             copies = list(self._copies)
         if not self._journal_failed:
             try:  # (best effort: a journal that fails here fails the same way at the replay)
-                self._journal.append([*(journal_line(r, self.artifacts) for r in records),
-                                      end_line(finish, copies)])
+                self._journal.append("\n".join([*(journal_line(r, self.artifacts) for r in records),
+                                                end_line(finish, copies)]))
                 with self._lock:
                     self._appended += 1  # (a commit in flight must not clear it)
             except Exception:
