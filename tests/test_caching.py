@@ -255,6 +255,23 @@ def test_package_version_is_what_the_key_uses(tmp_path):
     assert keys.key_parts(step, {}, {}, ctx) == parts  # stable across lookups
 
 
+def test_the_inputs_part_of_a_step_reading_one_input_is_that_inputs_digest(tmp_path):
+    """One input: its own digest (no digest of it; its name is in the code part). None: one
+    constant. Several: a digest of their digests by name, which a change to any one changes."""
+    p = Pipeline("inputs", home=tmp_path / "state")
+    p.add_step("A", "a = 1")
+    p.add_step("B", "b = a + 1")
+    p.add_step("C", "c = a + b")
+    p.add_step("D", "d = 2")
+    ex = p.start(display=False)
+    digest = ex.steps["A"].refs["a"].digest
+    assert ex.steps["B"].key_parts["inputs"] == digest[:32]
+    assert ex.steps["A"].key_parts["inputs"] == ex.steps["D"].key_parts["inputs"]  # none
+    both = ex.steps["C"].key_parts["inputs"]
+    assert both not in (digest[:32], ex.steps["B"].refs["b"].digest[:32])
+    assert both == keys._digest({"a": digest, "b": ex.steps["B"].refs["b"].digest})
+
+
 # -- switching caching off ------------------------------------------------------------------------
 
 
