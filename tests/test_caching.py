@@ -559,7 +559,7 @@ def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path
     """A finished step is appended to the execution's journal as it ends (a kill loses
     nothing that finished); the database gets the rows in one transaction at the end (or
     FLUSH_INTERVAL after they wait), and the journal is then removed."""
-    from jupyter_pipelines.store import writer
+    from jupyter_pipelines.store import journal, writer
 
     monkeypatch.setattr(writer, "FLUSH_INTERVAL", 3600.0)
     p = chain_of_three(tmp_path)
@@ -576,7 +576,8 @@ def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path
     assert ex.result("Look", "committed") == []
     rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
     assert rows == dict.fromkeys("ABC", "Succeeded") | {"Look": "Succeeded"}
-    assert list((tmp_path / "state" / "journal").iterdir()) == []
+    left = [f.name for f in (tmp_path / "state" / "journal").iterdir()]
+    assert left in ([], [journal.spare_name()])  # (at most this process's spare: zeros)
 
 
 def test_a_running_step_shows_executing_to_other_readers_within_the_flush_interval(tmp_path):

@@ -5,6 +5,7 @@ what the replay after a kill uses)."""
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
@@ -25,6 +26,14 @@ def names(j: Journal) -> list[str]:
     rows, end = journal.read(j.path, WIDTH)
     assert end is None
     return [row[0] for row in rows]
+
+
+@pytest.fixture(autouse=True)
+def no_spare():
+    """Each test starts without this process's spare journal (`Journal.remove`), and leaves none."""
+    journal._drop_spare()
+    yield
+    journal._drop_spare()
 
 
 @pytest.fixture
@@ -49,8 +58,65 @@ def test_a_mapped_journal_reads_back_every_line_as_it_grows_and_nothing_stale_af
     assert names(j) == []
     j.append(line(7) + "\n" + line(8))  # ...and then only what came after, none of the old lines
     assert names(j) == ["S7", "S8"]
+    path = j.path
     j.remove()
-    assert not j.path.exists()
+    assert not path.exists() and journal.left_behind(tmp_path) == {}
+
+
+@pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
+def test_a_removed_journal_is_the_next_journals_file_its_pages_mapped_already(tmp_path):
+    """A journal whose execution ended is cleared and kept (its pages stay mapped: a new file's
+    fault in one by one at their first copy); the next journal opened renames it to its own
+    name, in this state folder or another, and holds only its own lines."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first = Journal(tmp_path / "a", "first")
+    for i in range(300):
+        first.append(line(i))
+    mapped = first._map
+    first.remove()
+    (spare,) = (tmp_path / "a" / "journal").iterdir()
+    assert spare.name == journal.spare_name() and journal.left_behind(tmp_path / "a") == {}
+    assert spare.read_bytes() == bytes(spare.stat().st_size)  # zeros: nothing to replay
+
+    second = Journal(tmp_path / "b", "second")  # another state folder (the same file system)
+    second.append(line(1))
+    assert second._map is mapped and not spare.exists()
+    assert journal.left_behind(tmp_path / "b") == {"second": second.path}
+    assert names(second) == ["S1"]
+    second.remove()
+
+
+@pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
+def test_a_spare_whose_folder_is_gone_gives_way_to_a_new_file(tmp_path):
+    import shutil
+
+    (tmp_path / "gone").mkdir(), (tmp_path / "here").mkdir()
+    first = Journal(tmp_path / "gone", "first")
+    first.append(line(1))
+    first.remove()
+    shutil.rmtree(tmp_path / "gone")
+    second = Journal(tmp_path / "here", "second")
+    second.append(line(2))
+    assert names(second) == ["S2"] and journal._SPARE == []
+
+
+def test_opening_the_history_removes_the_spares_of_dead_processes_only(tmp_path):
+    import subprocess
+    import sys
+
+    from jupyter_pipelines.store.history import History
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    dead_spare = folder / journal.spare_name(int(dead.stdout))
+    alive_spare = folder / journal.spare_name(os.getppid())  # (pytest's parent: alive)
+    other_host = folder / "another-host-1.spare"
+    for path in (dead_spare, alive_spare, other_host):
+        path.write_bytes(bytes(4096))
+    History(tmp_path).close()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([alive_spare.name, other_host.name])
 
 
 @pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")

@@ -209,12 +209,13 @@ class History:
         """Executions left Executing by a process of this host that no longer runs: the rows
         of their journals are written and they are marked Failed, in one transaction each.
         Journals of executions that ended (their end was committed, the file not yet removed)
-        are removed."""
+        are removed, and so are the spare journals of dead processes (`journal.Journal.remove`)."""
         host = socket.gethostname()
         rows = self._rows("SELECT id, pid FROM executions WHERE status = 'Executing' AND host = ?",
                           [host])
         dead = [eid for eid, pid in rows if pid != os.getpid() and not _alive(pid)]
         journals = journal.left_behind(self.folder)
+        journal.remove_dead_spares(self.folder, _alive)
         for eid in dead:
             path = journals.pop(eid, None)
             rows, end = journal.read(path, len(RUN_COLUMNS)) if path else ([], None)
