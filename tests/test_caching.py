@@ -566,13 +566,14 @@ def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path
     p.add_step("Look", "import glob, json, sqlite3\n"  # what another process sees meanwhile
                f"_j = glob.glob({str(tmp_path / 'state' / 'journal' / '*.jsonl')!r})\n"
                "_lines = open(_j[0], 'rb').read().split(b'\\0')[0].splitlines()\n"  # (zeros past
-               "journaled = [json.loads(l)['run'][0] for l in _lines]\n"  # the lines if mapped)
+               "_lines = [json.loads(l) for l in _lines]\n"  # the lines if mapped)
+               "journaled = [l['run'][0] if 'run' in l else list(l) for l in _lines]\n"
                f"_db = sqlite3.connect({str(tmp_path / 'state' / 'history.db')!r})\n"
                "committed = [r[0] for r in _db.execute('SELECT step FROM step_runs')]\n"
                "_db.close()\nlooked = z", cache=False)
     ex = p.start(display=False)
     assert ex.status == "Succeeded"
-    assert ex.result("Look", "journaled") == ["A", "B", "C"]
+    assert ex.result("Look", "journaled") == [["version"], "A", "B", "C"]  # (a new version)
     assert ex.result("Look", "committed") == []
     rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
     assert rows == dict.fromkeys("ABC", "Succeeded") | {"Look": "Succeeded"}
@@ -875,6 +876,8 @@ def test_a_run_never_waits_for_a_checkpoint_to_begin(tmp_path, monkeypatch):
     """SQLite folds a long WAL back into the database file (a checkpoint, with an fsync: ~10 ms)
     after a commit: never after the writes a run makes before it starts (its version, its
     execution), only after the history's thread's commits, so the WAL stays short anyway."""
+    import hashlib
+    import json
     import os
 
     from jupyter_pipelines.store import history as history_mod
@@ -882,12 +885,22 @@ def test_a_run_never_waits_for_a_checkpoint_to_begin(tmp_path, monkeypatch):
 
     monkeypatch.setattr(history_mod, "_CHECKPOINT_PAGES", 2)
     history = History(tmp_path / "state")
+    for i in range(8):  # a WAL past the 2 pages (and the schema's pages folded in)
+        history.start_execution(f"e{i}", "p", (f"d{i}", "{}"), {}, 1.0)
+    history.record_steps("e0", [], ("Succeeded", 2.0, None))
     size = os.path.getsize(history.path)
-    history.start_execution("e1", "p", ("d1", "x" * 50_000), {}, 1.0)  # a dozen pages: past the 2
+    document = json.dumps({"steps": ["x" * 50_000]})  # a dozen pages
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    version_id, to_write = history.start_execution("e9", "p", (digest, document), {}, 1.0)
+    assert to_write == document and history.version(version_id) is None  # the thread writes it
     assert os.path.getsize(history.path) == size  # all still in the WAL
-    history.record_steps("e1", [], ("Succeeded", 2.0, None))
+    history.write_version(version_id, document)  # (the history's thread's)
     assert os.path.getsize(history.path) > size + 40_000  # folded in by the commit
-    assert history.execution("e1")["status"] == "Succeeded"
+    assert history.version(version_id) == {"steps": ["x" * 50_000]}
+    history.record_steps("e9", [], ("Succeeded", 2.0, None))
+    assert history.execution("e9")["status"] == "Succeeded"
+    again = history.start_execution("e10", "p", (digest, document), {}, 3.0)
+    assert again == (version_id, None)  # written already
 
 
 def test_a_rerun_reads_the_latest_runs_its_process_kept_unless_another_wrote_since(tmp_path,

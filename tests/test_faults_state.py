@@ -21,6 +21,7 @@ import pytest
 
 from jupyter_pipelines import Pipeline, registry
 from jupyter_pipelines.errors import StateError
+from jupyter_pipelines.snapshot import to_document
 
 from .conftest import in_processes, run_cell
 from .test_cli import cli, write_notebook
@@ -328,11 +329,15 @@ def test_a_kill_before_any_commit_loses_only_the_running_step(tmp_path, monkeypa
     with sqlite3.connect(f"{(home / 'history.db').as_uri()}?mode=ro", uri=True) as db:
         assert db.execute("SELECT status FROM executions").fetchall() == [("Executing",)]
         assert db.execute("SELECT count(*) FROM step_runs").fetchone() == (0,)  # nothing committed
+        # the version's document is the history's thread's to write: in the journal till then
+        assert db.execute("SELECT definition FROM pipeline_versions").fetchall() == [("",)]
     db.close()
     (journal,) = (home / "journal").iterdir()
     lines = journal.read_bytes().split(b"\0")[0]  # (zeros follow the lines of a mapped journal)
-    assert [json.loads(line)["run"][:3] for line in lines.splitlines()] == [
+    version, *steps = [json.loads(line) for line in lines.splitlines()]
+    assert [step["run"][:3] for step in steps] == [
         ["First", "processing", "Succeeded"], ["Second", "processing", "Succeeded"]]
+    assert [s["name"] for s in version["version"][1]["steps"]] == [n for n, _ in KILLED_STEPS]
     with journal.open("r+b") as handle:  # a line a kill cut short (no newline): never replayed
         handle.seek(len(lines))
         handle.write(b'{"run": ["Slow", "processing", "Succeeded", ')
@@ -346,6 +351,7 @@ def test_a_kill_before_any_commit_loses_only_the_running_step(tmp_path, monkeypa
     runs = {r["step"]: r for r in history.step_runs(doc["id"])}
     assert {n: r["status"] for n, r in runs.items()} == {"First": "Succeeded", "Second": "Succeeded"}
     assert p.load_execution(doc["id"]).result("Second", "total") == 10  # its artifact is there
+    assert history.version(doc["version_id"]) == to_document(p)  # from the journal
     assert list((home / "journal").iterdir()) == []
     assert history._conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert cli(["doctor", "--home", home], tmp_path, home).returncode == 0

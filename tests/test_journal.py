@@ -5,6 +5,7 @@ what the replay after a kill uses)."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 
 import pytest
@@ -31,9 +32,9 @@ def names(j: Journal) -> list[str]:
 @pytest.fixture(autouse=True)
 def no_spare():
     """Each test starts without this process's spare journal (`Journal.remove`), and leaves none."""
-    journal._drop_spare()
+    journal._drop_spares()
     yield
-    journal._drop_spare()
+    journal._drop_spares()
 
 
 @pytest.fixture
@@ -66,8 +67,8 @@ def test_a_mapped_journal_reads_back_every_line_as_it_grows_and_nothing_stale_af
 @pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
 def test_a_removed_journal_is_the_next_journals_file_its_pages_mapped_already(tmp_path):
     """A journal whose execution ended is cleared and kept (its pages stay mapped: a new file's
-    fault in one by one at their first copy); the next journal opened renames it to its own
-    name, in this state folder or another, and holds only its own lines."""
+    fault in one by one at their first copy); the next journal opened in that state folder
+    renames it to its own name and holds only its own lines. Another folder keeps its own."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     first = Journal(tmp_path / "a", "first")
     for i in range(300):
@@ -78,26 +79,38 @@ def test_a_removed_journal_is_the_next_journals_file_its_pages_mapped_already(tm
     assert spare.name == journal.spare_name() and journal.left_behind(tmp_path / "a") == {}
     assert spare.read_bytes() == bytes(spare.stat().st_size)  # zeros: nothing to replay
 
-    second = Journal(tmp_path / "b", "second")  # another state folder (the same file system)
+    elsewhere = Journal(tmp_path / "b", "elsewhere")
+    elsewhere.append(line(0))
+    assert elsewhere._map is not mapped and spare.exists()
+    second = Journal(tmp_path / "a", "second")
     second.append(line(1))
     assert second._map is mapped and not spare.exists()
-    assert journal.left_behind(tmp_path / "b") == {"second": second.path}
+    assert journal.left_behind(tmp_path / "a") == {"second": second.path}
     assert names(second) == ["S1"]
     second.remove()
+    elsewhere.remove()
+    assert journal.left_behind(tmp_path / "a") == journal.left_behind(tmp_path / "b") == {}
+    assert set(journal._SPARES) == {tmp_path / "a" / "journal", tmp_path / "b" / "journal"}
 
 
 @pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
-def test_a_spare_whose_folder_is_gone_gives_way_to_a_new_file(tmp_path):
+def test_only_the_last_folders_keep_a_spare_and_one_whose_folder_went_gives_way(tmp_path):
     import shutil
 
-    (tmp_path / "gone").mkdir(), (tmp_path / "here").mkdir()
-    first = Journal(tmp_path / "gone", "first")
-    first.append(line(1))
-    first.remove()
-    shutil.rmtree(tmp_path / "gone")
-    second = Journal(tmp_path / "here", "second")
-    second.append(line(2))
-    assert names(second) == ["S2"] and journal._SPARE == []
+    folders = [tmp_path / str(i) for i in range(journal.SPARE_FOLDERS + 1)]
+    for i, folder in enumerate(folders):
+        folder.mkdir()
+        j = Journal(folder, f"run{i}")
+        j.append(line(i))
+        j.remove()
+    kept = [f for f in folders if (f / "journal" / journal.spare_name()).exists()]
+    assert kept == folders[1:] and list(journal._SPARES) == [f / "journal" for f in kept]
+
+    shutil.rmtree(folders[1])  # its spare's file goes with it
+    folders[1].mkdir()
+    again = Journal(folders[1], "again")
+    again.append(line(9))
+    assert names(again) == ["S9"] and folders[1] / "journal" not in journal._SPARES
 
 
 def test_opening_the_history_removes_the_spares_of_dead_processes_only(tmp_path):
@@ -190,3 +203,26 @@ def test_a_run_whose_file_system_will_not_map_is_journaled_and_recorded_the_same
     rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
     assert rows == {"A": "Succeeded", "B": "Succeeded"}
     assert not list((tmp_path / "state" / "journal").glob("*.jsonl"))  # committed, removed
+
+
+def test_a_version_still_to_write_is_read_back_as_the_very_text_its_digest_was_made_of(tmp_path):
+    """`History.start_execution` leaves a new version's document to the history's thread; the
+    journal holds it first, as it is, for a replay after a kill (`journal.version_of`)."""
+    from jupyter_pipelines.snapshot import document_text
+    from jupyter_pipelines.store.rows import version_line
+
+    p = Pipeline("versioned", home=tmp_path / "state")
+    p.add_step("First", "x = {'a': 'é\\n\"'}")
+    text, digest = document_text(p)
+    j = Journal(tmp_path, "v")
+    j.append(version_line(7, text))
+    j.append(line(1))
+    assert journal.version_of(j.path) == (7, text)
+    assert hashlib.sha256(journal.version_of(j.path)[1].encode()).hexdigest() == digest
+    assert names(j) == ["S1"]  # (not a step run)
+    whole = j.path.read_bytes().split(b"\0")[0]
+    j.remove()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(whole[:whole.index(b"\n") - 1])  # a kill part-way through the line
+    assert journal.version_of(cut) is None
+    assert journal.version_of(tmp_path / "none.jsonl") is None

@@ -17,6 +17,7 @@ wait for a commit in progress (WAL: readers see the last commit).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -56,7 +57,10 @@ def _outputs(text: str | None) -> dict | None:
         return parsed
 
 
-_VERSION_ID = "SELECT id FROM pipeline_versions WHERE pipeline = ? AND digest = ?"
+_VERSION_ID = ("SELECT id, definition = '' FROM pipeline_versions "  # (''): its document to come
+               "WHERE pipeline = ? AND digest = ?")
+_WRITE_VERSION = ("UPDATE pipeline_versions SET definition = ? "
+                  "WHERE id = ? AND definition = '' AND digest = ?")
 
 
 class History:
@@ -153,24 +157,39 @@ class History:
 
     # -- writing ---------------------------------------------------------------------------
     def start_execution(self, execution_id: str, pipeline: str, version: int | tuple[str, str],
-                        parameters: dict, start: float, retry_of: str | None = None) -> int:
+                        parameters: dict, start: float, retry_of: str | None = None
+                        ) -> tuple[int, str | None]:
         """Record an execution as Executing; ``version``: its pipeline version's id, or the
         version's ``(digest, document text)`` (`snapshot.document_text`), recorded in the same
-        transaction if new (one transaction, not two: what a run pays before its first step).
-        Returns the version id."""
+        transaction if new (one transaction, not two: what a run pays before its first step),
+        its document still to come (``''``): writing a document (250 KB for a 1000-step
+        pipeline: 60 pages, half a millisecond) is left to the history's thread, which
+        journals it first (`writer.HistoryWriter`, then `write_version`).
+        Returns the version id and its document if it is still to be written."""
+        document = None
         if not isinstance(version, int):
-            known = self._rows(_VERSION_ID, [pipeline, version[0]])
-            version = known[0][0] if known else version
+            digest, document = version
+            known = self._rows(_VERSION_ID, [pipeline, digest], None)
+            if known:
+                version, missing = known[0]
+                document = document if missing else None
         with self._tx(checkpoint=False) as db:
-            if not isinstance(version, int):  # new: the definition (large) is written once
-                digest, text = version
+            if not isinstance(version, int):  # new: its row, the document to come
                 db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, "
-                           "created) VALUES (?, ?, ?, ?)", (pipeline, digest, text, time.time()))
-                (version,) = db.execute(_VERSION_ID, (pipeline, digest)).fetchone()
+                           "created) VALUES (?, ?, '', ?)", (pipeline, digest, time.time()))
+                version, missing = db.execute(_VERSION_ID, (pipeline, digest)).fetchone()
+                document = document if missing else None
             db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, 'Executing', ?, NULL, NULL, ?, ?, ?, ?)",
                        (execution_id, pipeline, version, json.dumps(parameters, default=repr),
                         start, os.getpid(), socket.gethostname(), retry_of, os.getcwd()))
-        return version
+        return version, document
+
+    def write_version(self, version_id: int, document: str) -> None:
+        """A version's document (`start_execution`), if it is the one its digest names and
+        none is written yet."""
+        digest = hashlib.sha256(document.encode()).hexdigest()
+        with self._tx() as db:
+            db.execute(_WRITE_VERSION, (document, version_id, digest))
 
     def record_steps(self, execution_id: str, rows: list[list], finish: tuple | None = None,
                      copies: list[tuple] = ()) -> None:
@@ -219,6 +238,9 @@ class History:
         for eid in dead:
             path = journals.pop(eid, None)
             rows, end = journal.read(path, len(RUN_COLUMNS)) if path else ([], None)
+            version = journal.version_of(path) if path else None
+            if version is not None:
+                self.write_version(*version)
             if end is not None:  # it ended; the process died before committing the end
                 self.record_steps(eid, rows, tuple(end["end"]),
                                   [tuple(c) for c in end.get("copies", []) if len(c) == 4])
@@ -424,7 +446,7 @@ class History:
     def version(self, version_id: int | None) -> dict | None:
         """A recorded pipeline version's document (`snapshot`)."""
         rows = self._rows("SELECT definition FROM pipeline_versions WHERE id = ?", [version_id])
-        return json.loads(rows[0][0]) if rows else None
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None  # ('': still to come)
 
     def _rows(self, sql: str, args, factory=sqlite3.Row) -> list:
         if _PENDING and self.path in _PENDING:  # what this process ran is read as it ended

@@ -114,7 +114,7 @@ class Journal:
         self.size = end
 
     def _append_beyond(self, data: bytes, end: int) -> None:
-        """An append past what is mapped: the file made (or this process's spare taken), or
+        """An append past what is mapped: the file made (or the folder's spare taken), or
         mapped further, or written to."""
         if self._fd is None:
             self.path.parent.mkdir(exist_ok=True)
@@ -131,14 +131,15 @@ class Journal:
                 view = view[os.write(self._fd, view):]
 
     def _adopt_spare(self) -> bool:
-        """Take this process's spare (`remove`) as this journal's file: renamed, zeros, mapped."""
+        """Take the journal folder's spare (`remove`) as this journal's file: renamed, zeros,
+        mapped."""
         with _SPARE_LOCK:
-            spare = _SPARE.pop() if _SPARE and self._maps else None
+            spare = _SPARES.pop(self.path.parent, None) if self._maps else None
         if spare is None:
             return False
         try:
-            os.rename(spare.path, self.path)  # (another folder's: fine on the same file system)
-        except OSError:  # its folder is gone, or on another file system: a new file then
+            os.rename(spare.path, self.path)
+        except OSError:  # its folder was removed (and made again): a new file then
             spare._drop()
             return False
         self._fd, self._map, self._room = spare._fd, spare._map, spare._room
@@ -187,24 +188,32 @@ class Journal:
 
     def remove(self) -> None:
         """The execution's end is committed: the journal has nothing left to tell. A mapped one
-        is cleared and kept as this process's spare (one at most), under the name `spare_name`
-        (not a journal's: nothing to replay), and the next journal opened takes it: its pages
-        are mapped already, where a new file's fault in one by one at their first copy (~4 µs
-        a page on a VM, half a microsecond a step of the 1000-step chain)."""
-        if self._map is not None and self._room <= _SPARE_LIMIT:
-            with _SPARE_LOCK:
-                if not _SPARE:
-                    try:
-                        self.clear()
-                        spare = self.path.with_name(spare_name())
-                        os.rename(self.path, spare)
-                    except (OSError, ValueError):  # (ValueError: the map closed meanwhile)
-                        pass
-                    else:
-                        self.path = spare
-                        _SPARE.append(self)
-                        return
-        self._drop()
+        is cleared and kept as its folder's spare (one a folder, for the last `SPARE_FOLDERS`
+        folders), under the name `spare_name` (not a journal's: nothing to replay), and the
+        next journal opened there takes it: its pages are mapped already, where a new file's
+        fault in one by one at their first copy (~4 µs a page on a VM, over a microsecond a
+        step of the 1000-step chain)."""
+        if self._map is None or self._room > _SPARE_LIMIT or not self._keep():
+            self._drop()
+
+    def _keep(self) -> bool:
+        folder, dropped = self.path.parent, None
+        with _SPARE_LOCK:
+            if folder in _SPARES:
+                return False
+            try:
+                self.clear()
+                spare = folder / spare_name()
+                os.rename(self.path, spare)
+            except (OSError, ValueError):  # (ValueError: the map closed meanwhile)
+                return False
+            self.path = spare
+            _SPARES[folder] = self
+            if len(_SPARES) > SPARE_FOLDERS:  # the longest unused goes
+                dropped = _SPARES.pop(next(iter(_SPARES)))
+        if dropped is not None:
+            dropped._drop()
+        return True
 
     def _drop(self) -> None:
         self.close()
@@ -237,18 +246,21 @@ def remove_dead_spares(state_folder: Path, alive: Callable[[int], bool]) -> None
                 pass
 
 
-def _drop_spare() -> None:
+def _drop_spares() -> None:
     with _SPARE_LOCK:
-        while _SPARE:
-            _SPARE.pop()._drop()
+        spares = list(_SPARES.values())
+        _SPARES.clear()
+    for spare in spares:
+        spare._drop()
 
 
 _fallocate = getattr(os, "posix_fallocate", None)  # (Linux and other POSIX systems; not macOS)
 _MAP_FIRST = 64 << 10  # bytes of a journal first mapped (~100 lines); then 4 times as many
 _SPARE_LIMIT = 4 << 20  # bytes: a journal mapped further is not kept as the spare
-_SPARE: list[Journal] = []  # this process's spare journal (one at most), see `Journal.remove`
+SPARE_FOLDERS = 4  # journal folders that keep a spare (this process's last ones)
+_SPARES: dict[Path, Journal] = {}  # by journal folder, see `Journal.remove`
 _SPARE_LOCK = threading.Lock()
-atexit.register(_drop_spare)  # (after the history's last commits: registered before them)
+atexit.register(_drop_spares)  # (after the history's last commits: registered before them)
 
 
 def _time(value):
@@ -265,6 +277,24 @@ def _time(value):
 
 
 _UNPACK = struct.Struct("<d").unpack
+
+
+def version_of(path: Path) -> tuple[int, str] | None:
+    """The pipeline version a journal begins with (`rows.version_line`), if it does: its id
+    and its document, as the text its digest was made of."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline()
+    except OSError:
+        return None
+    if not first.startswith(b'{"version": [') or not first.endswith(b"]}\n"):
+        return None  # (none, or cut short by a kill)
+    try:
+        version_id, document = json.loads(first)["version"]
+        text = first[first.index(b", ") + 2:-3].decode("ascii")
+    except (ValueError, TypeError, KeyError):
+        return None
+    return (version_id, text) if type(version_id) is int and isinstance(document, dict) else None
 
 
 def left_behind(state_folder: Path) -> dict[str, Path]:

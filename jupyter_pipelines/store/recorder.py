@@ -235,11 +235,12 @@ class Recorder:
                 if r.end is not None})
 
     def _started(self, execution: Execution) -> None:
-        execution.version_id = self.history.start_execution(
+        execution.version_id, document = self.history.start_execution(
             execution.id, self.pipeline, self.version, execution.parameters,
             execution.start_time, self.retry_of)
         self._execution_id = execution.id
-        self.writer = HistoryWriter(self.history, self.artifacts, execution.id, execution.steps)
+        self.writer = HistoryWriter(self.history, self.artifacts, execution.id, execution.steps,
+                                    (execution.version_id, document) if document else None)
         self.writer.begin([r for r in execution.steps.values() if r.status == "Cached"])
 
 

@@ -66,6 +66,13 @@ def end_line(finish: tuple, copies: list[tuple]) -> str:
     return f'{{"end": {plain_json(list(finish))}, "copies": [{text[2:]}]}}'
 
 
+def version_line(version_id: int, document: str) -> str:
+    """The journal line of a pipeline version whose document is still to be written
+    (`history.History.start_execution`): its id and its document, a JSON text (one line, ASCII:
+    `snapshot.document_text`), as it is, so `journal.version_of` reads back the very text."""
+    return f'{{"version": [{version_id}, {document}]}}'
+
+
 _PACK = struct.Struct("<d").pack  # a time as its 8 bytes: their hex is exact and cheap to write
 
 

@@ -45,7 +45,7 @@ from typing import Any
 from .artifacts import ArtifactStore
 from .history import History
 from .journal import Journal
-from .rows import end_line, journal_line, record_row
+from .rows import end_line, journal_line, record_row, version_line
 from .schema import step_row
 
 FLUSH_INTERVAL = 0.1  # seconds a queued row waits at most for its commit
@@ -55,11 +55,14 @@ REMEMBERED_RUNS = 20_000  # steps of an execution whose runs are kept for a re-r
 
 class HistoryWriter:
     def __init__(self, history: History, artifacts: ArtifactStore, execution_id: str,
-                 steps: dict[str, Any]):
+                 steps: dict[str, Any], version: tuple[int, str] | None = None):
         """``steps``: the execution's records by name (a record whose status is Executing is
-        running), read by the committer's thread; ``artifacts``: the store of their outputs."""
+        running), read by the committer's thread; ``artifacts``: the store of their outputs;
+        ``version``: the id and document of the execution's pipeline version if its document
+        is still to be written (`History.start_execution`)."""
         self.history, self.artifacts, self.execution_id = history, artifacts, execution_id
         self._steps = steps
+        self._version = version
         self._journal = Journal(history.folder, execution_id)
         self._journal_failed = False
         self._lock = threading.Lock()
@@ -75,7 +78,14 @@ class HistoryWriter:
 
     def begin(self, records: list) -> None:
         """The execution started, with ``records`` that need no journal (Cached records the
-        run starts with): the committer's thread looks from now on."""
+        run starts with): the committer's thread looks from now on. A version document still
+        to be written is journaled first (a copy: its database pages are the thread's)."""
+        if self._version is not None:
+            try:
+                self._journal.append(version_line(*self._version))
+                self._appended += 1
+            except Exception:  # the first step's append says why (and stops the run); the
+                pass           # document is written by the first commit, or the next run
         with self._lock:
             self._records.extend(records)
             self._schedule()
@@ -187,6 +197,9 @@ class HistoryWriter:
 
     def _commit(self, finish: tuple | None = None) -> None:
         with self._commit_lock:
+            if self._version is not None:  # (first: nothing is taken off the queue if it fails)
+                self.history.write_version(*self._version)
+                self._version = None
             with self._lock:
                 if self._ended and finish is None:  # the end's commit has them all
                     return
