@@ -226,3 +226,29 @@ def test_a_version_still_to_write_is_read_back_as_the_very_text_its_digest_was_m
     cut.write_bytes(whole[:whole.index(b"\n") - 1])  # a kill part-way through the line
     assert journal.version_of(cut) is None
     assert journal.version_of(tmp_path / "none.jsonl") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or journal._fallocate is None,
+                    reason="fork and a mapped journal needed")
+def test_a_forked_child_neither_takes_nor_removes_its_parents_spare(tmp_path):
+    j = Journal(tmp_path, "parent")
+    j.append(line(1))
+    j.remove()
+    spare, mapped = tmp_path / "journal" / journal.spare_name(), j._map
+    pid = os.fork()
+    if pid == 0:  # the child: its own journal is a new file, and its exit leaves the spare
+        code = 0
+        try:
+            child = Journal(tmp_path, "child")
+            child.append(line(2))
+            code = 0 if child._map is not mapped and spare.exists() else 1
+            child._drop()
+            journal._drop_spares()
+        except BaseException:
+            code = 2
+        os._exit(code if spare.exists() else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    again = Journal(tmp_path, "again")
+    again.append(line(3))
+    assert again._map is mapped and names(again) == ["S3"]

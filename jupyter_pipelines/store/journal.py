@@ -263,6 +263,17 @@ _SPARE_LOCK = threading.Lock()
 atexit.register(_drop_spares)  # (after the history's last commits: registered before them)
 
 
+def _forget_spares() -> None:
+    """(In a forked child.) The spares are the parent's: never taken, nor removed at exit."""
+    global _SPARE_LOCK
+    _SPARE_LOCK = threading.Lock()  # (another thread of the parent may have held it)
+    _SPARES.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_spares)
+
+
 def _time(value):
     """A time as a line holds it: a number, or a text: the hex of its 8 bytes
     (`rows.time_text`), or `float.hex` (lines of earlier versions)."""
