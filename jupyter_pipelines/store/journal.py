@@ -19,10 +19,14 @@ JSON, or with zeros in it: `read` stops at the first zero); `read` drops it: tha
 finishing.
 
 One file per execution, ``journal/<quoted execution id>.jsonl`` in the state folder; each line
-is JSON (ASCII, so a newline only ever ends a line): a step run, ``{"run": [...]}`` (the values
-of its `schema.step_row`, see `rows.journal_line`; the start and end maybe as the hex of their 8
+is JSON (ASCII, so a newline only ever ends a line): first, maybe the pipeline version whose
+document the history's thread has still to write, ``{"version": [id, document]}``
+(`rows.version_line`, `version_of`); a step run, ``{"run": [...]}`` (the values of its
+`schema.step_row`, see `rows.journal_line`; the start and end maybe as the hex of their 8
 bytes, `rows.time_text`: exact, and a sixth of the cost of writing a number), and, last, maybe
-the execution's end.
+the execution's end. Once the end is committed the file is cleared and kept, as
+``journal/<host>-<pid>.spare``, for the next execution's journal in that folder
+(`Journal.remove`).
 """
 
 from __future__ import annotations
