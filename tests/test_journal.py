@@ -252,3 +252,34 @@ def test_a_forked_child_neither_takes_nor_removes_its_parents_spare(tmp_path):
     again = Journal(tmp_path, "again")
     again.append(line(3))
     assert again._map is mapped and names(again) == ["S3"]
+
+
+@pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
+def test_runs_in_one_state_folder_reuse_its_journal_file_and_keep_their_versions(tmp_path):
+    """Through `Pipeline.start`: the first run's journal stays as the folder's spare, the next
+    run (a new version: its first step changed) journals into that file, and each execution's
+    version document reaches the history (written by the history's thread)."""
+    home = tmp_path / "state"
+
+    def run(first: int):
+        p = Pipeline("spared", home=home)
+        p.add_step("A", f"a = {first}")
+        p.add_step("B", "b = a + 1")
+        ex = p.start(display=False)
+        p.workspace.history.settle()
+        assert ex.status == "Succeeded"
+        return p, ex
+
+    run(1)
+    (spare,) = (home / "journal").iterdir()
+    assert spare.name == journal.spare_name()
+    mapped = journal._SPARES[home / "journal"]._map
+    p, ex = run(2)
+    assert [f.name for f in (home / "journal").iterdir()] == [spare.name]  # the same file again
+    assert journal._SPARES[home / "journal"]._map is mapped
+    again = p.load_execution(ex.id)
+    assert list(again.graph.order) == ["A", "B"] and again.result("B", "b") == 3
+    history = p.workspace.history
+    versions = {e["id"]: history.version(e["version_id"]) for e in history.executions()}
+    assert len(versions) == 2 and all(v is not None for v in versions.values())
+    assert sorted(v["steps"][0]["code"] for v in versions.values()) == ["a = 1", "a = 2"]
