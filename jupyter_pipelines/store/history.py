@@ -233,8 +233,7 @@ class History:
         rows = self._rows("SELECT id, pid FROM executions WHERE status = 'Executing' AND host = ?",
                           [host])
         dead = [eid for eid, pid in rows if pid != os.getpid() and not _alive(pid)]
-        journals = journal.left_behind(self.folder)
-        journal.remove_dead_spares(self.folder, _alive)
+        journals = journal.left_behind(self.folder, _alive)  # (dead processes' spares removed)
         for eid in dead:
             path = journals.pop(eid, None)
             rows, end = journal.read(path, len(RUN_COLUMNS)) if path else ([], None)

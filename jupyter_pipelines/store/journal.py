@@ -232,24 +232,6 @@ def spare_name(pid: int | None = None) -> str:
     return f"{quote(socket.gethostname(), safe='')}-{os.getpid() if pid is None else pid}.spare"
 
 
-def remove_dead_spares(state_folder: Path, alive: Callable[[int], bool]) -> None:
-    """Remove the spares of processes of this host that no longer run (a killed process
-    leaves its spare behind: zeros)."""
-    host = spare_name(0)[:-len("0.spare")]
-    try:
-        entries = list(os.scandir(state_folder / FOLDER))
-    except OSError:
-        return
-    for entry in entries:
-        pid = entry.name[len(host):-len(".spare")]
-        if (entry.name.startswith(host) and entry.name.endswith(".spare") and pid.isdigit()
-                and int(pid) != os.getpid() and not alive(int(pid))):
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
-
-
 def _drop_spares() -> None:
     with _SPARE_LOCK:
         spares = list(_SPARES.values())
@@ -312,12 +294,24 @@ def version_of(path: Path) -> tuple[int, str] | None:
     return (version_id, text) if type(version_id) is int and isinstance(document, dict) else None
 
 
-def left_behind(state_folder: Path) -> dict[str, Path]:
-    """The journals in the state folder, by execution id."""
+def left_behind(state_folder: Path, alive: Callable[[int], bool] | None = None) -> dict[str, Path]:
+    """The journals in the state folder, by execution id. With ``alive`` (a pid's test), the
+    spares of this host's processes that no longer run are removed on the way (a killed
+    process leaves its spare behind: zeros)."""
     try:
         entries = list(os.scandir(state_folder / FOLDER))
     except (FileNotFoundError, NotADirectoryError):
         return {}
+    if alive is not None:
+        host = spare_name(0)[:-len("0.spare")]
+        for entry in entries:
+            pid = entry.name[len(host):-len(".spare")]
+            if (entry.name.startswith(host) and entry.name.endswith(".spare") and pid.isdigit()
+                    and int(pid) != os.getpid() and not alive(int(pid))):
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
     return {unquote(e.name[:-6]): Path(e.path) for e in entries if e.name.endswith(".jsonl")}
 
 

@@ -80,13 +80,15 @@ class HistoryWriter:
         """The execution started, with ``records`` that need no journal (Cached records the
         run starts with): the committer's thread looks from now on. A version document still
         to be written is journaled first (a copy: its database pages are the thread's)."""
+        journaled = 0
         if self._version is not None:
             try:
                 self._journal.append(version_line(*self._version))
-                self._appended += 1
+                journaled = 1
             except Exception:  # the first step's append says why (and stops the run); the
                 pass           # document is written by the first commit, or the next run
         with self._lock:
+            self._appended += journaled
             self._records.extend(records)
             self._schedule()
 
