@@ -109,7 +109,21 @@ class Execution:
         self.shown_live = False     # a live widget of it is on screen already
         self.dashboard: str | None = None  # the Dask dashboard of the cluster it ran on
         self.keeps_data = False  # ran on an executor that keeps outputs where they were made
-        self.version_id: int | None = None  # the recorded pipeline version it ran
+        self._version_id: int | None = None
+        self.committed: Callable[[], None] | None = None  # waits for its end's commit
+
+    @property
+    def version_id(self) -> int | None:
+        """The id of the recorded pipeline version it ran. A new version is recorded by the
+        history's thread with the execution's first commit: once the execution ended, asking
+        waits for its end's commit (`committed`), which records it if no commit did."""
+        if self._version_id is None and self.committed is not None and self._done.is_set():
+            self.committed()
+        return self._version_id
+
+    @version_id.setter
+    def version_id(self, value: int | None) -> None:
+        self._version_id = value
 
     # -- events: keyword-only, with room for more fields ---------------------------------
     def emit(self, event: str, **fields: Any) -> None:

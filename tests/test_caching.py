@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from jupyter_pipelines import Execution, Pipeline, current
+from jupyter_pipelines import Execution, Pipeline, current, snapshot
 from jupyter_pipelines.errors import DefinitionError
 from jupyter_pipelines.source import Context
 from jupyter_pipelines.store import keys
@@ -568,13 +568,13 @@ def test_a_step_that_runs_is_journaled_at_once_and_committed_in_a_batch(tmp_path
                "_lines = open(_j[0], 'rb').read().split(b'\\0')[0].splitlines()\n"  # (zeros past
                "_lines = [json.loads(l) for l in _lines]\n"  # the lines if mapped)
                "journaled = [l['run'][0] if 'run' in l else list(l) for l in _lines]\n"
-               f"_db = sqlite3.connect({str(tmp_path / 'state' / 'history.db')!r})\n"
-               "committed = [r[0] for r in _db.execute('SELECT step FROM step_runs')]\n"
-               "_db.close()\nlooked = z", cache=False)
+               f"made = glob.glob({str(tmp_path / 'state' / 'history.db')!r})\n"
+               "looked = z", cache=False)
     ex = p.start(display=False)
     assert ex.status == "Succeeded"
-    assert ex.result("Look", "journaled") == [["version"], "A", "B", "C"]  # (a new version)
-    assert ex.result("Look", "committed") == []
+    # the execution's start and its (new) version first: the first commit records them
+    assert ex.result("Look", "journaled") == [["start"], ["version"], "A", "B", "C"]
+    assert ex.result("Look", "made") == []  # a new state folder's database: by that commit
     rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
     assert rows == dict.fromkeys("ABC", "Succeeded") | {"Look": "Succeeded"}
     left = [f.name for f in (tmp_path / "state" / "journal").iterdir()]
@@ -585,15 +585,18 @@ def test_a_running_step_shows_executing_to_other_readers_within_the_flush_interv
     """While a step runs, the steps before it and its own Executing row reach the database
     (FLUSH_INTERVAL later, from the history's thread), so another process sees the run."""
     p = chain_of_three(tmp_path)
-    p.add_step("Wait", "import sqlite3, time\n"
-               f"_db = sqlite3.connect({str(tmp_path / 'state' / 'history.db')!r})\n"
-               "_deadline = time.monotonic() + 60\n"
-               "while time.monotonic() < _deadline:\n"
-               "    seen = dict(_db.execute('SELECT step, status FROM step_runs'))\n"
-               "    if seen.get('Wait') == 'Executing':\n"
-               "        break\n"
+    p.add_step("Wait", "import os, sqlite3, time\n"  # (the first commit makes the database)
+               f"_path = {str(tmp_path / 'state' / 'history.db')!r}\n"
+               "_deadline, seen = time.monotonic() + 60, {}\n"
+               "while time.monotonic() < _deadline and seen.get('Wait') != 'Executing':\n"
                "    time.sleep(0.01)\n"
-               "_db.close()\ndone = z", cache=False)
+               "    try:\n"
+               "        with sqlite3.connect(f'file:{_path}?mode=ro', uri=True) as _db:\n"
+               "            seen = dict(_db.execute('SELECT step, status FROM step_runs'))\n"
+               "        _db.close()\n"
+               "    except sqlite3.OperationalError:\n"  # (not made yet, or being made)
+               "        pass\n"
+               "done = z", cache=False)
     ex = p.start(display=False)
     assert ex.result("Wait", "seen") == dict.fromkeys("ABC", "Succeeded") | {"Wait": "Executing"}
     rows = {r["step"]: r["status"] for r in p.workspace.history.step_runs(ex.id)}
@@ -872,35 +875,37 @@ def test_the_stored_keys_are_read_once_then_only_the_rows_added_since(tmp_path, 
     assert "k-slow" not in keys and "k-slow" in history.stored_keys(limit=10**6)
 
 
-def test_a_run_never_waits_for_a_checkpoint_to_begin(tmp_path, monkeypatch):
-    """SQLite folds a long WAL back into the database file (a checkpoint, with an fsync: ~10 ms)
-    after a commit: never after the writes a run makes before it starts (its version, its
-    execution), only after the history's thread's commits, so the WAL stays short anyway."""
-    import hashlib
-    import json
-    import os
+def test_a_run_writes_nothing_to_the_database_itself(tmp_path, monkeypatch):
+    """A run's start, its version's document and its steps are all committed by the history's
+    thread (a run in a new state folder does not even wait for the database to be made): the
+    run's own thread only journals them. The version's id is known once that commit is made,
+    which asking for it waits for."""
+    import threading
 
-    from jupyter_pipelines.store import history as history_mod
     from jupyter_pipelines.store.history import History
 
-    monkeypatch.setattr(history_mod, "_CHECKPOINT_PAGES", 2)
-    history = History(tmp_path / "state")
-    for i in range(8):  # a WAL past the 2 pages (and the schema's pages folded in)
-        history.start_execution(f"e{i}", "p", (f"d{i}", "{}"), {}, 1.0)
-    history.record_steps("e0", [], ("Succeeded", 2.0, None))
-    size = os.path.getsize(history.path)
-    document = json.dumps({"steps": ["x" * 50_000]})  # a dozen pages
-    digest = hashlib.sha256(document.encode()).hexdigest()
-    version_id, to_write = history.start_execution("e9", "p", (digest, document), {}, 1.0)
-    assert to_write == document and history.version(version_id) is None  # the thread writes it
-    assert os.path.getsize(history.path) == size  # all still in the WAL
-    history.write_version(version_id, document)  # (the history's thread's)
-    assert os.path.getsize(history.path) > size + 40_000  # folded in by the commit
-    assert history.version(version_id) == {"steps": ["x" * 50_000]}
-    history.record_steps("e9", [], ("Succeeded", 2.0, None))
-    assert history.execution("e9")["status"] == "Succeeded"
-    again = history.start_execution("e10", "p", (digest, document), {}, 3.0)
-    assert again == (version_id, None)  # written already
+    writers = []
+    real = History._tx
+
+    def watched(self):
+        writers.append(threading.current_thread() is threading.main_thread())
+        return real(self)
+
+    monkeypatch.setattr(History, "_tx", watched)
+    p = chain_of_three(tmp_path)
+    first = p.start(display=False)
+    assert first.status == "Succeeded" and not any(writers)  # (none from the run)
+    history = p.workspace.history
+    assert first.version_id == 1 and writers and not any(writers)  # (waited for: its commit)
+    (doc,) = history.executions()
+    assert doc["status"] == "Succeeded" and doc["version_id"] == 1
+    assert history.version(1) == snapshot.to_document(p)
+    p.add_step("C", "z = y + 2")  # a new version
+    second = p.start(display=False)
+    assert second.version_id == 2 and history.version(2) == snapshot.to_document(p)
+    again = p.start(display=False)  # a version the history has: its id known at once
+    assert again.version_id == 2 and not any(writers)
+    assert [e["status"] for e in history.executions()] == ["Succeeded"] * 3
 
 
 def test_a_rerun_reads_the_latest_runs_its_process_kept_unless_another_wrote_since(tmp_path,

@@ -157,7 +157,8 @@ def test_a_database_locked_too_long_is_a_clear_error(tmp_path, monkeypatch):
         from jupyter_pipelines.store.history import History
 
         with pytest.raises(StateError, match="locked by another process"):
-            History(tmp_path / "state").start_execution("e", "x", ("d", "{}"), {}, 1.0)
+            History(tmp_path / "state").start_execution(
+                ["e", "x", "d", "{}", 1.0, os.getpid(), "host", None, str(tmp_path)], "{}")
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -326,15 +327,13 @@ def test_a_kill_before_any_commit_loses_only_the_running_step(tmp_path, monkeypa
     finally:
         proc.kill()
         proc.communicate(timeout=30)
-    with sqlite3.connect(f"{(home / 'history.db').as_uri()}?mode=ro", uri=True) as db:
-        assert db.execute("SELECT status FROM executions").fetchall() == [("Executing",)]
-        assert db.execute("SELECT count(*) FROM step_runs").fetchone() == (0,)  # nothing committed
-        # the version's document is the history's thread's to write: in the journal till then
-        assert db.execute("SELECT definition FROM pipeline_versions").fetchall() == [("",)]
-    db.close()
+    # nothing committed yet: a run's start is its first commit's, so in a new state folder not
+    # even the database is made; the journal has it all
+    assert not (home / "history.db").exists()
     (journal,) = (home / "journal").iterdir()
     lines = journal.read_bytes().split(b"\0")[0]  # (zeros follow the lines of a mapped journal)
-    version, *steps = [json.loads(line) for line in lines.splitlines()]
+    start, version, *steps = [json.loads(line) for line in lines.splitlines()]
+    assert start["start"][0] == journal.stem and start["start"][5] == proc.pid
     assert [step["run"][:3] for step in steps] == [
         ["First", "processing", "Succeeded"], ["Second", "processing", "Succeeded"]]
     assert [s["name"] for s in version["version"][1]["steps"]] == [n for n, _ in KILLED_STEPS]
@@ -343,9 +342,12 @@ def test_a_kill_before_any_commit_loses_only_the_running_step(tmp_path, monkeypa
         handle.write(b'{"run": ["Slow", "processing", "Succeeded", ')
 
     report = cli(["doctor", "--home", home], tmp_path, home)
-    assert report.returncode == 3 and f"left Executing by process {proc.pid}" in report.stdout
+    assert report.returncode == 3 and f"left by process {proc.pid}" in report.stdout
+    assert "only its journal" in report.stdout and not (home / "history.db").exists()
+    repaired = cli(["doctor", "--repair", "--home", home], tmp_path, home)
+    assert repaired.returncode == 0 and "recorded from its journal" in repaired.stdout
     p = killed_pipeline(home)
-    history = p.workspace.history  # opening it folds the journal in and marks the execution
+    history = p.workspace.history  # (opening it would have folded the journal in just as well)
     (doc,) = history.executions()
     assert doc["status"] == "Failed" and "Interrupted" in doc["failure_reason"]
     runs = {r["step"]: r for r in history.step_runs(doc["id"])}

@@ -205,27 +205,34 @@ def test_a_run_whose_file_system_will_not_map_is_journaled_and_recorded_the_same
     assert not list((tmp_path / "state" / "journal").glob("*.jsonl"))  # committed, removed
 
 
-def test_a_version_still_to_write_is_read_back_as_the_very_text_its_digest_was_made_of(tmp_path):
-    """`History.start_execution` leaves a new version's document to the history's thread; the
-    journal holds it first, as it is, for a replay after a kill (`journal.version_of`)."""
+def test_a_start_and_a_version_still_to_record_are_read_back_from_the_journal(tmp_path):
+    """A run's start, and a new version's document, are the journal's first lines, for the
+    history's thread to record with the first commit, or a replay after a kill (`journal.head`):
+    the document as the very text its digest was made of; a line cut short reads as none."""
     from jupyter_pipelines.snapshot import document_text
-    from jupyter_pipelines.store.rows import version_line
+    from jupyter_pipelines.store.rows import start_line, version_line
 
     p = Pipeline("versioned", home=tmp_path / "state")
     p.add_step("First", "x = {'a': 'é\\n\"'}")
     text, digest = document_text(p)
+    start = ["v", "versioned", digest, '{"n": 1.5, "s": "\\u00e9"}', 1.25, 42, "host", None, "/w"]
     j = Journal(tmp_path, "v")
-    j.append(version_line(7, text))
+    j.append(start_line(start) + "\n" + version_line(digest, text))
     j.append(line(1))
-    assert journal.version_of(j.path) == (7, text)
-    assert hashlib.sha256(journal.version_of(j.path)[1].encode()).hexdigest() == digest
-    assert names(j) == ["S1"]  # (not a step run)
+    assert journal.head(j.path) == (start, (digest, text))
+    assert hashlib.sha256(journal.head(j.path)[1][1].encode()).hexdigest() == digest
+    assert names(j) == ["S1"]  # (neither is a step run)
     whole = j.path.read_bytes().split(b"\0")[0]
     j.remove()
     cut = tmp_path / "cut.jsonl"
-    cut.write_bytes(whole[:whole.index(b"\n") - 1])  # a kill part-way through the line
-    assert journal.version_of(cut) is None
-    assert journal.version_of(tmp_path / "none.jsonl") is None
+    cut.write_bytes(whole[:whole.index(b"\n") - 1])  # a kill part-way through the first line
+    assert journal.head(cut) == (None, None)
+    cut.write_bytes(whole[:whole.rindex(b"]}\n{")])  # ... through the version's line
+    assert journal.head(cut) == (start, None)
+    earlier = tmp_path / "earlier.jsonl"  # an earlier release: no start, the version by its id
+    earlier.write_bytes(version_line(digest, text).replace(f'"{digest}"', "7").encode() + b"\n")
+    assert journal.head(earlier) == (None, (7, text))
+    assert journal.head(tmp_path / "none.jsonl") == (None, None)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork") or journal._fallocate is None,
@@ -283,3 +290,54 @@ def test_runs_in_one_state_folder_reuse_its_journal_file_and_keep_their_versions
     versions = {e["id"]: history.version(e["version_id"]) for e in history.executions()}
     assert len(versions) == 2 and all(v is not None for v in versions.values())
     assert sorted(v["steps"][0]["code"] for v in versions.values()) == ["a = 1", "a = 2"]
+
+
+def test_an_execution_only_in_its_journal_is_recorded_once_its_process_is_gone(tmp_path):
+    """A process killed before its run's first commit leaves the run only in its journal (its
+    start, its version's document, its finished steps): the next `History` opened on the folder
+    records it from there, interrupted, unless that process still runs (its first commit is
+    to come); a version line that does not match its digest leaves the document out."""
+    import socket
+    import subprocess
+    import sys
+
+    from jupyter_pipelines.snapshot import document_text, to_document
+    from jupyter_pipelines.store.history import History
+    from jupyter_pipelines.store.rows import start_line, version_line
+
+    home = tmp_path / "state"
+    p = Pipeline("orphan", home=home)
+    p.add_step("S1", "x = 1")
+    text, digest = document_text(p)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+    host = socket.gethostname()
+
+    def left(eid: str, pid: int, document: str) -> Journal:
+        home.mkdir(exist_ok=True)
+        j = Journal(home, eid)
+        j.append(start_line([eid, "orphan", digest, '{"n": 2}', 1.0, pid, host, None, "/w"]) + "\n"
+                 + version_line(digest, document) + "\n" + line(1))
+        j.close()
+        return j
+
+    gone, running = left("gone", dead, text), left("running", os.getppid(), text)
+    history = History(home)
+    (doc,) = history.executions()
+    assert doc["id"] == "gone" and doc["status"] == "Failed" and "Interrupted" in doc["failure_reason"]
+    assert doc["parameters"] == {"n": 2} and doc["pid"] == dead and doc["workdir"] == "/w"
+    assert [(r["step"], r["status"]) for r in history.step_runs("gone")] == [("S1", "Succeeded")]
+    assert history.version(doc["version_id"]) == to_document(p)
+    assert not gone.path.exists() and running.path.exists()  # (its process runs: not its to say)
+    history.close()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    left_over = Journal(other, "tampered")
+    left_over.append(start_line(["tampered", "orphan", digest, "{}", 1.0, dead, host, None, "/w"])
+                     + "\n" + version_line(digest, text.replace("x = 1", "x = 2")))
+    left_over.close()
+    history = History(other)  # (no database yet: made to record it)
+    (doc,) = history.executions()
+    assert doc["id"] == "tampered" and history.version(doc["version_id"]) is None
+    history.close()

@@ -772,7 +772,8 @@ def test_store_put_after_a_crashed_write_stores_the_value(tmp_path, monkeypatch)
 # -- the history database ------------------------------------------------------------------------
 
 def traced_history(monkeypatch, home) -> list[str]:
-    """The statements the write connection of ``History(home)`` runs while it opens."""
+    """The statements the write connection of ``History(home)`` runs while it opens the
+    database (a new one at its first write: `_make`)."""
     from jupyter_pipelines.store import history as history_mod
 
     statements: list[str] = []
@@ -786,7 +787,9 @@ def traced_history(monkeypatch, home) -> list[str]:
         return conn, read_only
 
     monkeypatch.setattr(history_mod, "connect", connect)
-    history_mod.History(home).close()
+    history = history_mod.History(home)
+    history._make()  # (what the first write does first; an existing database: at once)
+    history.close()
     return [s.strip().split("\n")[0].rstrip(";") for s in statements]
 
 

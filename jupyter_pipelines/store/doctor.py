@@ -4,15 +4,16 @@ What it checks:
 - the history and registry databases: SQLite's own integrity check;
 - every artifact the history refers to (as a reusable output): present, and its bytes
   re-hashed to the digest recorded for it (always re-hashed here, whatever was verified before);
-- executions left ``Executing`` by a process of this host that no longer runs;
+- executions left ``Executing`` by a process of this host that no longer runs, and those
+  whose process died before their first commit (only in their journal, see `writer`);
 - half-written artifact files left by a crash (``.staged.*.tmp``).
 
 Without ``repair`` nothing is changed: the databases are opened read-only. With ``repair``:
 a damaged database is moved aside (``history.db.damaged-<time>``), so the next run starts a
 new one; the step runs whose outputs are missing or corrupt are marked invalid, so the next run
 recomputes them, and a corrupt file is moved into ``.damaged/`` in the store; interrupted
-executions are marked Failed; staged files older than an hour are removed. Nothing else is
-deleted, ever.
+executions are marked Failed (recorded from their journals first, if only those have them);
+staged files older than an hour are removed. Nothing else is deleted, ever.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import StateError
+from . import journal
 from .artifacts import ArtifactRef, ArtifactStore
-from .history import _alive, settle_all
+from .history import settle_all
+from .recovery import alive
 from .state import read_only_uri
 
 DATABASES = (("history.db", "history"), ("registry.db", "registry"))
@@ -99,6 +102,8 @@ def doctor(home: str | os.PathLike, *, store: str | None = None, repair: bool = 
     intact = {name: _check_database(folder / name, what, report) for name, what in DATABASES}
     if intact["history.db"]:
         _check_history(folder, store, report, progress)
+    if intact["history.db"] or not (folder / "history.db").exists():
+        _check_journals(folder, report)
     _check_staged(Path(store) if store and "://" not in store else folder / "artifacts", report)
     return report
 
@@ -178,12 +183,41 @@ def _check_history(folder: Path, store: str | None, report: Report, progress) ->
         if where != host:
             report.notes.append(f"execution {eid} is Executing on host {where}; it cannot be "
                                 "checked from here.")
-        elif pid != os.getpid() and not _alive(pid):
+        elif pid != os.getpid() and not alive(pid):
             finding = Finding("execution", eid, f"left Executing by process {pid}, which is no "
                               "longer running (killed or crashed).")
             if history is not None:
                 finding.repaired = "marked Failed (interrupted); `retry` resumes it."
             report.findings.append(finding)
+
+
+def _check_journals(folder: Path, report: Report) -> None:
+    """Executions whose process (of this host) died before their first commit: only their
+    journal has them; opening the history (with --repair) records them from it, interrupted."""
+    journals = journal.left_behind(folder)
+    recorded: set[str] = set()
+    if journals and (folder / "history.db").exists():
+        with _read_only(folder / "history.db") as conn:
+            ids = list(journals)
+            recorded = {eid for (eid,) in conn.execute(
+                f"SELECT id FROM executions WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+    host, orphans = socket.gethostname(), []
+    for eid, path in journals.items():
+        start = journal.head(path)[0] if eid not in recorded else None
+        if start is not None and start[6] == host and start[5] != os.getpid() \
+                and not alive(start[5]):
+            orphans.append(Finding("execution", eid, f"left by process {start[5]}, which is no "
+                                   "longer running (killed or crashed), before its first commit: "
+                                   f"only its journal ({path.name}) has it."))
+    if orphans and report.repair:
+        from .history import History
+
+        History(folder).close()  # opening it records them from their journals, interrupted
+        for finding in orphans:
+            finding.repaired = "recorded from its journal and marked Failed (interrupted); " \
+                               "`retry` resumes it."
+    report.checked["journals left behind"] = len(journals)
+    report.findings.extend(orphans)
 
 
 def _move_aside(artifacts: ArtifactStore, ref: ArtifactRef) -> str:

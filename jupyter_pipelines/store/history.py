@@ -3,10 +3,12 @@
 One database file in the state folder, WAL mode with synchronous=NORMAL: a commit is durable
 once it returns against a killed process, not against a power cut (which may lose the last
 commits, never consistency). A run does not commit each step: it appends each finished step
-to its execution's `journal` at once and commits them here in batches (`writer.HistoryWriter`).
-An execution whose process died while it was ``Executing`` is marked Failed ("interrupted")
-the next time the history is opened, after the rows of its journal are written, in the same
-transaction. A read-only history can be read; SQLite faults become a `StateError` naming the
+to its execution's `journal` at once and commits them here in batches (`writer.HistoryWriter`),
+its start with the first of them: a run writes nothing here itself, and a new state folder's
+database is made by its first write (until then the history is empty). An execution whose
+process died before it ended is marked Failed ("interrupted") the next time the history is
+opened, after the rows of its journal are written, in the same transaction (`recovery`). A
+read-only history can be read; SQLite faults become a `StateError` naming the
 file (`store.state`). A step run whose stored outputs ``doctor --repair`` found damaged is
 marked ``invalid`` (with the reason) and is never reused again.
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -28,18 +29,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import StateError
-from . import journal, schema
-from .schema import CACHED_COLUMNS, ROWS, RUN_COLUMNS, SCHEMA, TOP, WRITE_RUN, copy_runs, write_runs
-from .state import connect, database_error, ensure_folder, guarded, second_connection
+from . import journal, recovery, schema
+from .schema import CACHED_COLUMNS, ROWS, RUN_COLUMNS, SCHEMA, TOP, copy_runs, write_runs
+from .state import connect, database_error, ensure_folder, guarded, second_connection, writable
 
 _CHECKPOINT_PAGES = 1000  # the WAL's pages after which a commit checkpoints (SQLite's default)
 
 # Executions' ends waiting for their commit, by database file (`History.pending`).
 _PENDING: dict = {}
 _SETTLED = threading.Condition()
-
-INTERRUPTED = ("Interrupted: the process running this execution ended (killed or crashed) "
-               "before it finished. Resume it with `%pipeline retry` or `jupyter-pipelines retry`.")
 
 
 _PARSED: dict[str, dict] = {}  # a stored run's outputs (JSON) -> their documents (`_outputs`)
@@ -74,10 +72,36 @@ class History:
         self._parts: dict[str, tuple[str, dict]] = {}  # `remember_parts`, by pipeline
         self._parts_lock = threading.Lock()
         self._runs: dict[str, tuple[int, list]] = {}  # `remember_runs`, by execution id
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._conn, self.read_only = connect(self.path, "history")
+        self.read_only = False
+        self._valid = " AND invalid IS NULL"  # (not in a history from before `invalid`: `_open`)
+        self._queries()
+        self._made = False  # the database opened (`_make`)
+        self._make_lock = threading.Lock()
+        if self.path.exists() or not writable(self.path) or journal.any_left(self.folder):
+            self._make()
+
+    def _make(self) -> None:
+        """Open the database, made first if it is new (the first write to a new state folder's
+        history: a run writes none before its first commit, `writer.HistoryWriter`). Until
+        then the history is empty: a read finds no rows (`_rows`)."""
+        with self._make_lock:
+            if self._made:
+                return
+            self._conn, self.read_only = connect(self.path, "history")
+            try:
+                self._open()
+            except BaseException:
+                self._conn.close()
+                raise
+            self._made = True
+        if not self.read_only:
+            self.mark_interrupted()
+
+    def _open(self) -> None:
         with guarded(self.path, "history"):
             if not self.read_only:
+                (tables,) = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                new = not tables
                 if new:  # nothing to lose yet (as in `connect`): no fsync for the empty tables
                     self._conn.execute("PRAGMA synchronous=OFF")
                     self._conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
@@ -95,6 +119,14 @@ class History:
             # SQLite before 3.32 binds at most 999 values to a statement; later ones 32766 or more
             limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self._rows_per_statement = max(1, min(ROWS, limit // (len(RUN_COLUMNS) + 1)))
+        self._queries()
+        if self.read_only:
+            self._reader, self._read_lock = self._conn, self._lock
+        else:
+            self._reader = second_connection(self.path, "history")
+            self._read_lock = threading.Lock()
+
+    def _queries(self) -> None:
         usable = (f"SELECT {', '.join(CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
                   f"('Succeeded', 'Cached') AND outputs IS NOT NULL{self._valid}")
         self._latest_sql = (f"SELECT {', '.join(CACHED_COLUMNS)}, status IN ('Succeeded', "
@@ -103,14 +135,10 @@ class History:
         self.cached_sql = usable.format("cache_key = ?") + " ORDER BY end DESC LIMIT 1"
         self._fresh_sql = (usable.format("cache_key = ? AND status = 'Succeeded' AND end >= ?")
                            + " ORDER BY end DESC LIMIT 1")
-        if self.read_only:
-            self._reader, self._read_lock = self._conn, self._lock
-        else:
-            self._reader = second_connection(self.path, "history")
-            self._read_lock = threading.Lock()
-            self.mark_interrupted()
 
     def close(self) -> None:
+        if not self._made:
+            return
         with self._lock, self._read_lock:
             self._reader.close()
             self._conn.close()
@@ -134,59 +162,66 @@ class History:
         return {row[1] for row in self._conn.execute("PRAGMA table_info(step_runs)")}
 
     @contextmanager
-    def _tx(self, *, checkpoint: bool = True):
-        """A write transaction. SQLite folds the WAL back into the database file (a checkpoint,
-        with its fsync: ~10 ms) after the commit that makes the WAL long; ``checkpoint=False``
-        leaves that to a later commit (the history's thread's, `record_steps`), for the writes a
-        run makes before it starts, so a run never waits for one to begin."""
+    def _tx(self):
+        """A write transaction (the database made first if this is the history's first write)."""
+        if not self._made:
+            self._make()
         with self._lock, guarded(self.path, "history"):
-            if not checkpoint:
-                self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if not checkpoint:
-                    self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     # -- writing ---------------------------------------------------------------------------
-    def start_execution(self, execution_id: str, pipeline: str, version: int | tuple[str, str],
-                        parameters: dict, start: float, retry_of: str | None = None
-                        ) -> tuple[int, str | None]:
-        """Record an execution as Executing; ``version``: its pipeline version's id, or the
-        version's ``(digest, document text)`` (`snapshot.document_text`), recorded in the same
-        transaction if new (one transaction, not two: what a run pays before its first step),
-        its document still to come (``''``): writing a document (250 KB for a 1000-step
-        pipeline: 60 pages, half a millisecond) is left to the history's thread, which
-        journals it first (`writer.HistoryWriter`, then `write_version`).
-        Returns the version id and its document if it is still to be written."""
-        document = None
-        if not isinstance(version, int):
-            digest, document = version
-            known = self._rows(_VERSION_ID, [pipeline, digest], None)
-            if known:
-                version, missing = known[0]
-                document = document if missing else None
-        with self._tx(checkpoint=False) as db:
-            if not isinstance(version, int):  # new: its row, the document to come
-                db.execute("INSERT OR IGNORE INTO pipeline_versions (pipeline, digest, definition, "
-                           "created) VALUES (?, ?, '', ?)", (pipeline, digest, time.time()))
-                version, missing = db.execute(_VERSION_ID, (pipeline, digest)).fetchone()
-                document = document if missing else None
-            db.execute("INSERT INTO executions VALUES (?, ?, ?, ?, 'Executing', ?, NULL, NULL, ?, ?, ?, ?)",
-                       (execution_id, pipeline, version, json.dumps(parameters, default=repr),
-                        start, os.getpid(), socket.gethostname(), retry_of, os.getcwd()))
-        return version, document
+    def start_execution(self, start: list, document: str | None = None) -> int:
+        """Record an execution as Executing, and its pipeline version if new, in one
+        transaction; ``start``: its `rows.start_row` (its version's id, or the version's digest
+        with ``document`` its text if the history may not have it yet). The history's thread
+        does this with a run's first commit (`writer.HistoryWriter`: a run writes nothing here
+        before its steps), or a replay of its journal; once only. Returns the version id."""
+        execution_id, pipeline, version, parameters, begun, pid, host, retry_of, workdir = start
+        with self._tx() as db:
+            if type(version) is not int:
+                version = self._version(db, pipeline, version, document)
+            db.execute("INSERT OR IGNORE INTO executions VALUES "
+                       "(?, ?, ?, ?, 'Executing', ?, NULL, NULL, ?, ?, ?, ?)",
+                       (execution_id, pipeline, version, parameters, begun, pid, host, retry_of,
+                        workdir))
+        return version
+
+    @staticmethod
+    def _version(db: sqlite3.Connection, pipeline: str, digest: str, document: str | None) -> int:
+        """The id of the version with this digest, recorded now if new (its document ``''``,
+        still to come, if ``document`` is None)."""
+        row = db.execute(_VERSION_ID, (pipeline, digest)).fetchone()
+        if row is None:
+            return db.execute("INSERT INTO pipeline_versions (pipeline, digest, definition, "
+                              "created) VALUES (?, ?, ?, ?)",
+                              (pipeline, digest, document or "", time.time())).lastrowid
+        version, missing = row
+        if missing and document:
+            db.execute(_WRITE_VERSION, (document, version, digest))
+        return version
+
+    def check_writable(self) -> None:
+        """Raise the error a write to a read-only history gets: before a run starts, as its
+        first commit could not be made."""
+        if self.read_only:
+            raise database_error(sqlite3.OperationalError("attempt to write a readonly database"),
+                                 self.path, "history")
+
+    def version_id(self, pipeline: str, digest: str) -> int | None:
+        """The id of the version with this digest if it is recorded with its document."""
+        rows = self._rows(_VERSION_ID, [pipeline, digest], None)
+        return rows[0][0] if rows and not rows[0][1] else None
 
     def write_version(self, version_id: int, document: str) -> None:
-        """A version's document (`start_execution`), if it is the one its digest names and
-        none is written yet."""
+        """A version's document, if it is the one its digest names and none is written yet (a
+        journal of an earlier release names the version by its id: `mark_interrupted`)."""
         digest = hashlib.sha256(document.encode()).hexdigest()
         with self._tx() as db:
             db.execute(_WRITE_VERSION, (document, version_id, digest))
@@ -225,39 +260,9 @@ class History:
             self._keys_upto = after
 
     def mark_interrupted(self) -> list[str]:
-        """Executions left Executing by a process of this host that no longer runs: the rows
-        of their journals are written and they are marked Failed, in one transaction each.
-        Journals of executions that ended (their end was committed, the file not yet removed)
-        are removed, and so are the spare journals of dead processes (`journal.Journal.remove`)."""
-        host = socket.gethostname()
-        rows = self._rows("SELECT id, pid FROM executions WHERE status = 'Executing' AND host = ?",
-                          [host])
-        dead = [eid for eid, pid in rows if pid != os.getpid() and not _alive(pid)]
-        journals = journal.left_behind(self.folder, _alive)  # (dead processes' spares removed)
-        for eid in dead:
-            path = journals.pop(eid, None)
-            rows, end = journal.read(path, len(RUN_COLUMNS)) if path else ([], None)
-            version = journal.version_of(path) if path else None
-            if version is not None:
-                self.write_version(*version)
-            if end is not None:  # it ended; the process died before committing the end
-                self.record_steps(eid, rows, tuple(end["end"]),
-                                  [tuple(c) for c in end.get("copies", []) if len(c) == 4])
-            else:
-                with self._tx() as db:
-                    db.executemany(WRITE_RUN, [[eid, *row] for row in rows])
-                    db.execute("UPDATE executions SET status = 'Failed', failure_reason = ?, end = "
-                               "COALESCE(end, (SELECT MAX(end) FROM step_runs WHERE execution_id = ?), "
-                               "start) WHERE id = ? AND status = 'Executing'", (INTERRUPTED, eid, eid))
-                    db.execute("UPDATE step_runs SET status = 'Failed', failure_reason = ? "
-                               "WHERE execution_id = ? AND status = 'Executing'", (INTERRUPTED, eid))
-            if path is not None:
-                path.unlink(missing_ok=True)
-        for eid, path in journals.items():
-            status = self._rows("SELECT status FROM executions WHERE id = ?", [eid])
-            if status and status[0][0] != "Executing":
-                path.unlink(missing_ok=True)
-        return dead
+        """Executions left Executing (or only in their journal) by a process of this host that
+        no longer runs: recorded from their journals, Failed (`recovery`). Their ids."""
+        return recovery.mark_interrupted(self)
 
     def mark_invalid(self, digest: str, reason: str, inline: str | None = None) -> int:
         """Never reuse again the step runs whose outputs include artifact ``digest`` (with
@@ -322,7 +327,8 @@ class History:
         starts again from it. The set is shared: callers only read it."""
         with self._keys_lock:
             if self._keys_upto is None:  # not read yet in this process
-                (top,) = self._rows("SELECT max(rowid) FROM step_runs", (), None)[0]
+                top = self._rows("SELECT max(rowid) FROM step_runs", (), None)
+                top = top[0][0] if top else None
                 if top is not None and top > limit:
                     return None
                 self._keys_upto = 0
@@ -390,6 +396,8 @@ class History:
         (`doctor` marks a run invalid): they are read again then. The last few executions (of
         at most `writer.REMEMBERED_RUNS` steps)."""
         try:
+            if not self._made:
+                self._make()
             version = self._others_version()  # (first: a write meanwhile makes them stale)
             with self._read_lock:
                 rows = self._reader.execute(self._latest_sql, [execution_id]).fetchall()
@@ -403,6 +411,8 @@ class History:
     def _others_version(self) -> int:
         """SQLite's ``data_version`` of the connection this process writes with: it changes
         when another connection (another process) commits."""
+        if not self._made:
+            self._make()
         with self._lock:
             try:
                 return self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -447,9 +457,15 @@ class History:
         rows = self._rows("SELECT definition FROM pipeline_versions WHERE id = ?", [version_id])
         return json.loads(rows[0][0]) if rows and rows[0][0] else None  # ('': still to come)
 
-    def _rows(self, sql: str, args, factory=sqlite3.Row) -> list:
-        if _PENDING and self.path in _PENDING:  # what this process ran is read as it ended
+    def _rows(self, sql: str, args, factory=sqlite3.Row, *, settle: bool = True) -> list:
+        """The rows of a query (none while the database is still to be made: `_make`); with
+        ``settle``, once the executions this process ended are committed (`settle`)."""
+        if settle and _PENDING and self.path in _PENDING:  # what this process ran, as it ended
             self.settle()
+        if not self._made:
+            if not self.path.exists():  # (made by another process meanwhile: read it then)
+                return []
+            self._make()
         with self._read_lock:
             try:
                 cursor = self._reader.cursor()
@@ -471,18 +487,6 @@ class History:
             if key in doc:
                 doc[key] = json.loads(doc[key]) if doc[key] else None
         return doc
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def settle_all(timeout: float | None = None) -> None:

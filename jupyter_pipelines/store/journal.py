@@ -19,12 +19,13 @@ JSON, or with zeros in it: `read` stops at the first zero); `read` drops it: tha
 finishing.
 
 One file per execution, ``journal/<quoted execution id>.jsonl`` in the state folder; each line
-is JSON (ASCII, so a newline only ever ends a line): first, maybe the pipeline version whose
-document the history's thread has still to write, ``{"version": [id, document]}``
-(`rows.version_line`, `version_of`); a step run, ``{"run": [...]}`` (the values of its
-`schema.step_row`, see `rows.journal_line`; the start and end maybe as the hex of their 8
-bytes, `rows.time_text`: exact, and a sixth of the cost of writing a number), and, last, maybe
-the execution's end. Once the end is committed the file is cleared and kept, as
+is JSON (ASCII, so a newline only ever ends a line): first, the execution's start, which the
+history's thread records with its first commit, ``{"start": [...]}`` (`rows.start_line`), and
+maybe the pipeline version whose document it has to write with it, ``{"version": [digest,
+document]}`` (`rows.version_line`; both read back by `head`); then each step run, ``{"run":
+[...]}`` (the values of its `schema.step_row`, see `rows.journal_line`; the start and end maybe
+as the hex of their 8 bytes, `rows.time_text`: exact, and a sixth of the cost of writing a
+number), and, last, maybe the execution's end. Once the end is committed the file is cleared and kept, as
 ``journal/<host>-<pid>.spare``, for the next execution's journal in that folder
 (`Journal.remove`).
 """
@@ -276,22 +277,50 @@ def _time(value):
 _UNPACK = struct.Struct("<d").unpack
 
 
-def version_of(path: Path) -> tuple[int, str] | None:
-    """The pipeline version a journal begins with (`rows.version_line`), if it does: its id
-    and its document, as the text its digest was made of."""
+def head(path: Path) -> tuple[list | None, tuple[int | str, str] | None]:
+    """What a journal begins with: its execution's start (`rows.start_line`: the values of
+    its `rows.start_row`, or None if the line is not there or cut short) and the pipeline
+    version whose document is still to be written (`rows.version_line`: its digest, or the id
+    an earlier release wrote, and its document as the text its digest was made of)."""
     try:
         with open(path, "rb") as handle:
-            first = handle.readline()
+            lines = [handle.readline(), handle.readline()]
     except OSError:
-        return None
-    if not first.startswith(b'{"version": [') or not first.endswith(b"]}\n"):
-        return None  # (none, or cut short by a kill)
+        return None, None
+    start = version = None
+    if lines[0].startswith(b'{"start": ['):
+        start = _start(lines.pop(0))
+    first = lines[0]
+    if first.startswith(b'{"version": [') and first.endswith(b"]}\n"):
+        try:
+            key, document = json.loads(first)["version"]
+            text = first[first.index(b", ") + 2:-3].decode("ascii")
+        except (ValueError, TypeError, KeyError):
+            return start, None
+        if type(key) in (int, str) and isinstance(document, dict):
+            version = (key, text)
+    return start, version
+
+
+def _start(line: bytes) -> list | None:
     try:
-        version_id, document = json.loads(first)["version"]
-        text = first[first.index(b", ") + 2:-3].decode("ascii")
-    except (ValueError, TypeError, KeyError):
+        start = json.loads(line)["start"]
+    except (ValueError, TypeError, KeyError):  # (cut short by a kill)
         return None
-    return (version_id, text) if type(version_id) is int and isinstance(document, dict) else None
+    if not isinstance(start, list) or len(start) != 9 or type(start[2]) not in (int, str) \
+            or not isinstance(start[3], dict) or type(start[5]) is not int:
+        return None
+    start[3] = plain_json(start[3])  # the parameters, as the history keeps them: a JSON text
+    return start
+
+
+def any_left(state_folder: Path) -> bool:
+    """Whether the state folder's journal folder holds anything (journals, or spares)."""
+    try:
+        with os.scandir(state_folder / FOLDER) as entries:
+            return any(True for _ in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def left_behind(state_folder: Path, alive: Callable[[int], bool] | None = None) -> dict[str, Path]:

@@ -29,6 +29,7 @@ from ..steps import Step
 from .artifacts import ArtifactRef, ArtifactStore
 from .history import History
 from .keys import CacheKeys, changed_since, changed_why
+from .rows import start_row
 from .writer import HistoryWriter
 
 
@@ -235,12 +236,28 @@ class Recorder:
                 if r.end is not None})
 
     def _started(self, execution: Execution) -> None:
-        execution.version_id, document = self.history.start_execution(
-            execution.id, self.pipeline, self.version, execution.parameters,
-            execution.start_time, self.retry_of)
+        """The execution started: its writer journals the start, recorded by its first commit
+        (`writer.HistoryWriter`); the version's id is known now if the history has the
+        version, else once that commit is made."""
+        self.history.check_writable()
+        version, document = self.version, None
+        if not isinstance(version, int):
+            digest, document = version
+            version = self.history.version_id(self.pipeline, digest)
+            if version is None:
+                version = digest
+            else:
+                document = None
+        execution.version_id = version if type(version) is int else None
+        execution.committed = self.history.settle  # (`Execution.version_id` waits for it)
+
+        def started(version_id: int) -> None:
+            execution.version_id = version_id
+
         self._execution_id = execution.id
         self.writer = HistoryWriter(self.history, self.artifacts, execution.id, execution.steps,
-                                    (execution.version_id, document) if document else None)
+                                    start_row(execution, self.pipeline, version, self.retry_of),
+                                    document, started)
         self.writer.begin([r for r in execution.steps.values() if r.status == "Cached"])
 
 

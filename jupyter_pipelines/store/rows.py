@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import socket
 import struct
 from json.encoder import encode_basestring_ascii as _quoted
 
@@ -66,11 +68,28 @@ def end_line(finish: tuple, copies: list[tuple]) -> str:
     return f'{{"end": {plain_json(list(finish))}, "copies": [{text[2:]}]}}'
 
 
-def version_line(version_id: int, document: str) -> str:
-    """The journal line of a pipeline version whose document is still to be written
-    (`history.History.start_execution`): its id and its document, a JSON text (one line, ASCII:
-    `snapshot.document_text`), as it is, so `journal.version_of` reads back the very text."""
-    return f'{{"version": [{version_id}, {document}]}}'
+def start_row(execution, pipeline: str, version: int | str, retry_of: str | None) -> list:
+    """An execution's start as the history records it (`History.start_execution`): its id,
+    pipeline, version (its id, or its digest if the history may not have it yet), parameters
+    (a JSON text), start time, process, host, the execution it retries and working folder."""
+    return [execution.id, pipeline, version, json.dumps(execution.parameters, default=repr),
+            execution.start_time, os.getpid(), socket.gethostname(), retry_of, os.getcwd()]
+
+
+def start_line(start: list) -> str:
+    """The journal line of an execution's start (`start_row`): its parameters as JSON, not a
+    text of JSON (`journal.head` reads them back)."""
+    execution_id, pipeline, version, parameters, *rest = start
+    rest_text = plain_json(rest)
+    return (f'{{"start": [{_quoted(execution_id)}, {_quoted(pipeline)}, {plain_json(version)}, '
+            f'{parameters}, {rest_text[1:-1]}]}}')
+
+
+def version_line(digest: str, document: str) -> str:
+    """The journal line of a pipeline version whose document the history may not have yet:
+    its digest and its document, a JSON text (one line, ASCII: `snapshot.document_text`), as
+    it is, so `journal.head` reads back the very text its digest was made of."""
+    return f'{{"version": ["{digest}", {document}]}}'
 
 
 _PACK = struct.Struct("<d").pack  # a time as its 8 bytes: their hex is exact and cheap to write

@@ -4,6 +4,10 @@ the database in batches, from a thread of the history's own.
 A SQLite commit costs ~35 µs (WAL, synchronous=NORMAL), twice the runner's whole cost per step,
 and inserting a row ~5 µs more; an append to the journal ~3 µs. So:
 
+* `HistoryWriter.begin` journals the execution's start (and its pipeline version's document,
+  if the history may not have it), which the first commit records before the first rows: a
+  run writes nothing to SQLite before its steps (a run in a new state folder does not even
+  wait for the database to be made: the first commit makes it);
 * `HistoryWriter.finished` appends the step's line to the journal (one ``write()``: durable
   against a killed process, see `journal`) and queues its record; a Cached record is only
   queued (a kill loses nothing it computed), as a copy of the stored row it reuses when it can
@@ -40,12 +44,13 @@ import atexit
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .artifacts import ArtifactStore
 from .history import History
 from .journal import Journal
-from .rows import end_line, journal_line, record_row, version_line
+from .rows import end_line, journal_line, record_row, start_line, version_line
 from .schema import step_row
 
 FLUSH_INTERVAL = 0.1  # seconds a queued row waits at most for its commit
@@ -55,14 +60,18 @@ REMEMBERED_RUNS = 20_000  # steps of an execution whose runs are kept for a re-r
 
 class HistoryWriter:
     def __init__(self, history: History, artifacts: ArtifactStore, execution_id: str,
-                 steps: dict[str, Any], version: tuple[int, str] | None = None):
+                 steps: dict[str, Any], start: list, document: str | None = None,
+                 started: Callable[[int], None] | None = None):
         """``steps``: the execution's records by name (a record whose status is Executing is
         running), read by the committer's thread; ``artifacts``: the store of their outputs;
-        ``version``: the id and document of the execution's pipeline version if its document
-        is still to be written (`History.start_execution`)."""
+        ``start``: the execution's `rows.start_row`, recorded by the first commit with
+        ``document``, the text of its pipeline version if the history may not have it (the
+        version is then named by its digest), and passed the version's id (``started``)."""
         self.history, self.artifacts, self.execution_id = history, artifacts, execution_id
         self._steps = steps
-        self._version = version
+        self._start: list | None = start
+        self._document = document
+        self._started = started
         self._journal = Journal(history.folder, execution_id)
         self._journal_failed = False
         self._lock = threading.Lock()
@@ -78,15 +87,18 @@ class HistoryWriter:
 
     def begin(self, records: list) -> None:
         """The execution started, with ``records`` that need no journal (Cached records the
-        run starts with): the committer's thread looks from now on. A version document still
-        to be written is journaled first (a copy: its database pages are the thread's)."""
+        run starts with): its start (and its version's document, if new) is journaled, for the
+        first commit to record (a kill before that loses nothing: the next `History` opened
+        records it from the journal), and the committer's thread looks from now on."""
+        lines = [start_line(self._start)]
+        if self._document is not None:
+            lines.append(version_line(self._start[2], self._document))
         journaled = 0
-        if self._version is not None:
-            try:
-                self._journal.append(version_line(*self._version))
-                journaled = 1
-            except Exception:  # the first step's append says why (and stops the run); the
-                pass           # document is written by the first commit, or the next run
+        try:
+            self._journal.append("\n".join(lines))
+            journaled = 1
+        except Exception:  # the first step's append says why (and stops the run); the start
+            pass           # is recorded by the first commit all the same
         with self._lock:
             self._appended += journaled
             self._records.extend(records)
@@ -199,9 +211,11 @@ class HistoryWriter:
 
     def _commit(self, finish: tuple | None = None) -> None:
         with self._commit_lock:
-            if self._version is not None:  # (first: nothing is taken off the queue if it fails)
-                self.history.write_version(*self._version)
-                self._version = None
+            if self._start is not None:  # (first: nothing is taken off the queue if it fails)
+                version_id = self.history.start_execution(self._start, self._document)
+                self._start = self._document = None
+                if self._started is not None:
+                    self._started(version_id)
             with self._lock:
                 if self._ended and finish is None:  # the end's commit has them all
                     return
