@@ -37,7 +37,7 @@ What is measured (every figure against a baseline measured in the same run)
     what its own commit takes after it returned is printed below it, with the ratio of both
     together. One more cold and one more cached run are timed piece by piece: cache look-ups
     (keys, SQLite), saving outputs, the history (journal appends, batched commits), and what
-    a run pays once (opening the state folder, recording the pipeline's version).
+    a run pays once (opening the state folder, making the pipeline version's document).
 (d), (e) What verifying every read against its digest costs: reading a 1,000,000-row
     DataFrame back, and the fully cached Abalone re-run, each against the same work with
     verification off. Targets <= 1.05x. See ``benchmarks/verify.py``.
@@ -390,7 +390,7 @@ def chain_breakdown(n: int) -> list[tuple[str, dict[str, float]]]:
         (Recorder, "__call__", "  the history as the run goes, of which:"),
         (HistoryWriter, "finished", "    journal appends (and queueing)"),
         (HistoryWriter, "end", "    the last commit, with the execution's end"),
-        (Pipeline, "_recorder", "once a run: state folder opened, pipeline version recorded"),
+        (Pipeline, "_recorder", "once a run: state folder opened, the version's document made"),
         (snapshot, "document_text", "  the version's document: its text and digest"),
     ]
     results = []
