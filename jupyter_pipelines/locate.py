@@ -95,6 +95,7 @@ def no_executions_text(name: str | None, folder: Path, notebook: Path | None, *,
 
 
 def _pipelines_in(folder: Path) -> set[str]:
+    _settled()
     if not (Path(folder) / HISTORY).is_file():
         return set()
     from .store.workspace import Workspace
@@ -158,6 +159,7 @@ def candidates(args, need: str | None = HISTORY, *, everywhere: bool = False) ->
     """The state folders that could be meant, and a description of where it looked. With
     ``--home``/``--notebook``/``$JUPYTER_PIPELINES_HOME`` exactly one (or an error); else
     ``./.jupyter_pipelines`` if it holds ``need``, else those below (``everywhere``: both)."""
+    _settled()
     home, notebook = getattr(args, "home", None), getattr(args, "notebook", None)
     if home:
         return [_explicit(Path(home), "--home", need)], {}
@@ -220,6 +222,14 @@ def _after_run(need: str | None, notebook: Path | None = None) -> str:
     if need == REGISTRY:
         return f"It is made when a register-model step first runs (e.g. {run})."
     return f"It is made when the pipeline first runs ({run} or %pipeline run in Jupyter)."
+
+
+def _settled() -> None:
+    """What this process ran is committed: a run in a new state folder makes its history.db
+    with its first commit, which the history's thread may be making still (`store.writer`)."""
+    from .store.history import settle_all
+
+    settle_all()
 
 
 def _holds(folder: Path, need: str | None) -> bool:
