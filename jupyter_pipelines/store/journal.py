@@ -25,8 +25,8 @@ maybe the pipeline version whose document it has to write with it, ``{"version":
 document]}`` (`rows.version_line`; both read back by `head`); then each step run, ``{"run":
 [...]}`` (the values of its `schema.step_row`, see `rows.journal_line`; the start and end maybe
 as the hex of their 8 bytes, `rows.time_text`: exact, and a sixth of the cost of writing a
-number), and, last, maybe the execution's end. Once the end is committed the file is cleared and kept, as
-``journal/<host>-<pid>.spare``, for the next execution's journal in that folder
+number), and, last, maybe the execution's end. Once the end is committed the file is cleared
+and kept, as ``journal/<host>-<pid>.spare``, for the next execution's journal in that folder
 (`Journal.remove`).
 """
 

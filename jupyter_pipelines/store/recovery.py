@@ -34,7 +34,7 @@ def mark_interrupted(history: History) -> list[str]:
     dead = [eid for eid, pid in rows if pid != os.getpid() and not alive(pid)]
     known = _known(history, list(journals))
     for eid, path in journals.items():
-        if eid not in known and _record_start(history, path, host):
+        if eid not in known and _record_start(history, eid, path, host):
             dead.append(eid)
     for eid in dead:
         path = journals.pop(eid, None)
@@ -71,13 +71,15 @@ def _known(history: History, ids: list[str]) -> dict[str, str]:
     return found
 
 
-def _record_start(history: History, path: Path, host: str) -> bool:
+def _record_start(history: History, execution_id: str, path: Path, host: str) -> bool:
     """Record the start of the execution of a journal the history has not got, if its
     process (of this host) no longer runs: its version too, from the journal's version
-    line if that is whole (checked against its digest)."""
+    line if that is whole (checked against its digest). The execution is the one the
+    journal's name says (its rows are recorded under that id)."""
     start, version = journal.head(path)
     if start is None or start[6] != host or start[5] == os.getpid() or alive(start[5]):
         return False
+    start[0] = execution_id
     document = None
     if version is not None and version[0] == start[2]:
         document = version[1]
