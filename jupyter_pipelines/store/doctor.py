@@ -32,7 +32,7 @@ from ..errors import StateError
 from . import journal
 from .artifacts import ArtifactRef, ArtifactStore
 from .history import settle_all
-from .recovery import alive
+from .recovery import alive, orphaned
 from .state import read_only_uri
 
 DATABASES = (("history.db", "history"), ("registry.db", "registry"))
@@ -203,9 +203,8 @@ def _check_journals(folder: Path, report: Report) -> None:
                 f"SELECT id FROM executions WHERE id IN ({', '.join('?' * len(ids))})", ids)}
     host, orphans = socket.gethostname(), []
     for eid, path in journals.items():
-        start = journal.head(path)[0] if eid not in recorded else None
-        if start is not None and start[6] == host and start[5] != os.getpid() \
-                and not alive(start[5]):
+        start = orphaned(path, host)[0] if eid not in recorded else None
+        if start is not None:
             orphans.append(Finding("execution", eid, f"left by process {start[5]}, which is no "
                                    "longer running (killed or crashed), before its first commit: "
                                    f"only its journal ({path.name}) has it."))

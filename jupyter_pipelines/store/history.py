@@ -73,7 +73,7 @@ class History:
         self._parts_lock = threading.Lock()
         self._runs: dict[str, tuple[int, list]] = {}  # `remember_runs`, by execution id
         self.read_only = False
-        self._valid = " AND invalid IS NULL"  # (not in a history from before `invalid`: `_open`)
+        self._valid = " AND invalid IS NULL"  # (`_open` says if a history has no such column)
         self._queries()
         self._made = False  # the database opened (`_make`)
         self._make_lock = threading.Lock()
@@ -115,11 +115,13 @@ class History:
                     except sqlite3.OperationalError:  # another process added it meanwhile
                         pass
                 self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-            self._valid = " AND invalid IS NULL" if "invalid" in self._columns() else ""
+            valid = " AND invalid IS NULL" if "invalid" in self._columns() else ""
             # SQLite before 3.32 binds at most 999 values to a statement; later ones 32766 or more
             limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self._rows_per_statement = max(1, min(ROWS, limit // (len(RUN_COLUMNS) + 1)))
-        self._queries()
+        if valid != self._valid:  # (a history from before `invalid`, read-only)
+            self._valid = valid
+            self._queries()
         if self.read_only:
             self._reader, self._read_lock = self._conn, self._lock
         else:

@@ -76,8 +76,8 @@ def _record_start(history: History, execution_id: str, path: Path, host: str) ->
     process (of this host) no longer runs: its version too, from the journal's version
     line if that is whole (checked against its digest). The execution is the one the
     journal's name says (its rows are recorded under that id)."""
-    start, version = journal.head(path)
-    if start is None or start[6] != host or start[5] == os.getpid() or alive(start[5]):
+    start, version = orphaned(path, host)
+    if start is None:
         return False
     start[0] = execution_id
     document = None
@@ -87,6 +87,15 @@ def _record_start(history: History, execution_id: str, path: Path, host: str) ->
             document = None
     history.start_execution(start, document)
     return True
+
+
+def orphaned(path: Path, host: str) -> tuple[list | None, tuple | None]:
+    """`journal.head` of a journal whose process (of ``host``, this one) no longer runs; its
+    start is None if the journal has none or its process may still record it."""
+    start, version = journal.head(path)
+    if start is None or start[6] != host or start[5] == os.getpid() or alive(start[5]):
+        return None, None
+    return start, version
 
 
 def alive(pid: int | None) -> bool:
