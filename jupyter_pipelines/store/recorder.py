@@ -241,13 +241,10 @@ class Recorder:
         version, else once that commit is made."""
         self.history.check_writable()
         version, document = self.version, None
-        if not isinstance(version, int):
-            digest, document = version
-            version = self.history.version_id(self.pipeline, digest)
-            if version is None:
-                version = digest
-            else:
-                document = None
+        if not isinstance(version, int):  # its id if the history has it, else its digest
+            digest, text = version
+            known = self.history.version_id(self.pipeline, digest)
+            version, document = (digest, text) if known is None else (known, None)
         execution.version_id = version if type(version) is int else None
         execution.committed = self.history.settle  # (`Execution.version_id` waits for it)
 

@@ -60,8 +60,8 @@ REMEMBERED_RUNS = 20_000  # steps of an execution whose runs are kept for a re-r
 
 class HistoryWriter:
     def __init__(self, history: History, artifacts: ArtifactStore, execution_id: str,
-                 steps: dict[str, Any], start: list, document: str | None = None,
-                 started: Callable[[int], None] | None = None):
+                 steps: dict[str, Any], start: list, document: str | None,
+                 started: Callable[[int], None]):
         """``steps``: the execution's records by name (a record whose status is Executing is
         running), read by the committer's thread; ``artifacts``: the store of their outputs;
         ``start``: the execution's `rows.start_row`, recorded by the first commit with
@@ -214,8 +214,7 @@ class HistoryWriter:
             if self._start is not None:  # (first: nothing is taken off the queue if it fails)
                 version_id = self.history.start_execution(self._start, self._document)
                 self._start = self._document = None
-                if self._started is not None:
-                    self._started(version_id)
+                self._started(version_id)
             with self._lock:
                 if self._ended and finish is None:  # the end's commit has them all
                     return
