@@ -35,7 +35,7 @@ from jupyter_pipelines.store import (
     open_backend,
 )
 from jupyter_pipelines.store import backends as backends_mod
-from jupyter_pipelines.store.artifacts import INLINE_LIMIT
+from jupyter_pipelines.store.artifacts import INLINE_LIMIT, inline_ref
 from jupyter_pipelines.store.serialize import decode, encode, encode_model
 
 LOCATIONS = ["folder", "file-url", "memory-url"]
@@ -328,6 +328,24 @@ def test_put_get_round_trip_and_format(store, case):
         assert ref.format != "json" or ref.size > INLINE_LIMIT
     _same(store.get(ref), value)
     _same(ArtifactStore(store.location).get(ref), value)  # a fresh store at the same place
+
+
+@pytest.mark.parametrize("value", [0, -7, 10**40, "abc", 'a "quoted" \\ é', True, False, None,
+                                   1.5, -0.0, 1e300])
+def test_a_small_scalar_gets_the_reference_put_gives_it_without_the_store(store, value):
+    """`inline_ref`, the run loop's quick save of a small output, is `put`'s reference: the
+    bytes `encode` makes, their digest, the type; no file."""
+    ref = inline_ref(value)
+    assert ref == store.put(value) and len(store.backend) == 0
+    assert ref.inline.encode() == encode(value)[1] and ref.size == len(ref.inline)
+    assert decode(ref.format, ref.inline.encode()) == value
+
+
+@pytest.mark.parametrize("value", ["x" * INLINE_LIMIT, 10**300, float("nan"), [1], {"a": 1},
+                                   np.int64(3), b"bytes"])
+def test_anything_but_a_small_scalar_gets_no_quick_reference(store, value):
+    assert inline_ref(value) is None  # `put` decides: a file, or inline JSON for a list/dict
+    assert store.put(value).inline is None or type(value) in (list, dict)
 
 
 def test_frame_with_int_columns_keeps_them_exactly(store):

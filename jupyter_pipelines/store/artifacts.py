@@ -105,19 +105,21 @@ class ArtifactStore:
             step: str | None = None) -> ArtifactRef:
         """Save ``value``; ``what`` (else output ``name`` of ``step``) words the error if it
         can't be."""
+        ref = inline_ref(value)
+        if ref is not None:
+            return ref
         try:
-            fmt, data = _plain_scalar(value) or encode(value)
+            fmt, data = encode(value)
         except SerializationError as exc:
             raise SerializationError(f"{_saying(what, value, name, step)} {exc}. Make it a "
                                      "DataFrame, array, JSON value or a picklable object, or keep "
                                      f"it private (`_{name}`) so it is not an output.") from None
         kind = type(value)
-        type_name = _TYPE_NAMES.get(kind) or _type_name(kind)
         if fmt == "json" and len(data) <= INLINE_LIMIT:  # no file: the reference holds it
             return ArtifactRef(hashlib.sha256(b"json\0" + data).hexdigest(), fmt, len(data),
-                               type_name, data.decode())
+                               _TYPE_NAMES.get(kind) or _type_name(kind), data.decode())
         try:
-            return self._write(data, fmt, type_name)
+            return self._write(data, fmt, _TYPE_NAMES.get(kind) or _type_name(kind))
         except OSError as exc:
             raise StateError(
                 f"{_saying(what, value, name, step)} cannot be written to the artifact store at "
@@ -270,20 +272,27 @@ class ArtifactStore:
         return f"ArtifactStore({self.location!r})"
 
 
-def _plain_scalar(value: Any) -> tuple[str, bytes] | None:
-    """What `encode` makes of an int, str, bool, None or finite float (JSON), made without
-    building a JSON encoder for it: the bytes are the same, so are the digests."""
+def inline_ref(value: Any) -> ArtifactRef | None:
+    """The reference `ArtifactStore.put` gives a small int, str, bool, None or finite float:
+    it holds the value's JSON text, the very bytes `encode` makes (ASCII), and no file is
+    written (so no store is needed); None for any other value, or a longer one. The run loop's
+    quick way to save the usual small output; made without building a JSON encoder."""
     kind = type(value)
     try:
         if kind is int:  # (json writes an int as its repr)
-            return "json", int.__repr__(value).encode()
-        if kind is str:
-            return "json", _quoted(value).encode()
-        if kind in (bool, type(None)) or (kind is float and math.isfinite(value)):
-            return "json", plain_json(value).encode()
+            text = int.__repr__(value)
+        elif kind is str:
+            text = _quoted(value)
+        elif kind in (bool, type(None)) or (kind is float and math.isfinite(value)):
+            text = plain_json(value)
+        else:
+            return None
     except ValueError:  # an int too long to print: `encode` decides
         return None
-    return None
+    if len(text) > INLINE_LIMIT:
+        return None
+    return ArtifactRef(hashlib.sha256(b"json\0" + text.encode()).hexdigest(), "json", len(text),
+                       _TYPE_NAMES.get(kind) or _type_name(kind), text)
 
 
 _TYPE_NAMES: dict[type, str] = {}  # a type -> its qualified name, as references give it

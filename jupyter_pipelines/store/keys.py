@@ -353,6 +353,15 @@ def _explained(parts: tuple[str, ...]) -> str:
 _INPUTS_CHANGED = _changed_why(("inputs",))
 
 
+def changed_why_since(before: str | dict | None, now: dict[str, str]) -> str | None:
+    """`changed_why` of `changed_since`, or None if no part changed: one call for what a
+    re-run after an upstream change says of most steps."""
+    if type(before) is KeyParts and type(now) is KeyParts and before.around is now.around:
+        return None if before["inputs"] == now["inputs"] else _INPUTS_CHANGED
+    changed = changed_since(before, now)
+    return changed_why(changed) if changed else None
+
+
 def duration_seconds(text: str, step: str) -> float:
     """ISO-8601 durations as in SageMaker's CacheConfig (``P30D``, ``PT12H``, ``P1Y2M``)."""
     match = _DURATION.match(text or "")

@@ -26,9 +26,9 @@ from ..execution import Execution, StepRecord
 from ..graph import Graph
 from ..source import Context
 from ..steps import Step
-from .artifacts import ArtifactRef, ArtifactStore
+from .artifacts import ArtifactRef, ArtifactStore, inline_ref
 from .history import History
-from .keys import CacheKeys, changed_since, changed_why
+from .keys import CacheKeys, changed_why_since
 from .rows import start_row
 from .writer import HistoryWriter
 
@@ -85,7 +85,11 @@ class Recorder:
             record.why = self._not_looked_up(step)
             return None
         expire = step.cache_expire
-        run = self._stored_run(key, None if expire is None else time.time() - expire)
+        if self._keys is None:  # every stored key, read at the first look-up if few (`_small`)
+            keys = self.history.stored_keys(limit=self._small)
+            self._keys = False if keys is None else keys
+        run = None if self._keys is not False and key not in self._keys else \
+            self._stored_run(key, None if expire is None else time.time() - expire)
         if run is None:
             record.why = self.why(step.name, parts, expire)
             return None
@@ -138,12 +142,8 @@ class Recorder:
     def _stored_run(self, key: str, not_before: float | None) -> dict | None:
         """The stored run a step with this key reuses: the one of the pipeline's latest
         execution (read once for all steps: what a re-run reuses), else the newest in the
-        history (`History.cached_run`); none, with no query, for a key no stored run has."""
-        if self._keys is None:
-            keys = self.history.stored_keys(limit=self._small)
-            self._keys = False if keys is None else keys
-        if self._keys is not False and key not in self._keys:
-            return None
+        history (`History.cached_run`). Asked only for a key that some stored run may have
+        (`lookup`: a new key asks SQLite nothing)."""
         if self._latest is None:
             self._read_latest()
         row = self._latest.pop(key, None)
@@ -172,7 +172,7 @@ class Recorder:
     def _small(self) -> int:
         """Runs in a history small enough to read all its keys at once, the first time in this
         process (later runs read only the rows added since: `History.stored_keys`): then a step
-        whose key is new asks SQLite nothing (`_stored_run`). About 0.5 µs a row, once, against
+        whose key is new asks SQLite nothing (`lookup`). About 0.5 µs a row, once, against
         a query of ~10 µs a step, each run."""
         return max(50_000, 20 * len(self.graph.steps))
 
@@ -191,9 +191,9 @@ class Recorder:
         if previous is None:
             return "it had not run before"
         status, before = previous
-        changed = changed_since(before, parts)
-        if changed:
-            return changed_why(changed)
+        changed = changed_why_since(before, parts)
+        if changed is not None:
+            return changed
         if status not in ("Succeeded", "Cached"):
             return f"its last run {status.lower()}"
         if expire is not None:
@@ -208,9 +208,11 @@ class Recorder:
         if refs and all(isinstance(refs.get(n), ArtifactRef) for n in record.outputs):
             return
         put, value, name, outputs = self.artifacts.put, record.value, step.name, record.outputs
-        if len(outputs) == 1:  # the usual step
-            (output,) = outputs
-            record.refs = {output: put(value(output), name=output, step=name)}
+        if len(outputs) == 1:  # the usual step, often of a small value: its reference holds it
+            for output, made in outputs.items():
+                ref = inline_ref(made)  # (None for anything else, a remote handle included)
+                record.refs = {output: put(value(output), name=output, step=name)
+                               if ref is None else ref}
             return
         record.refs = {output: put(value(output), name=output, step=name)  # fetched, if remote
                        for output in outputs}
