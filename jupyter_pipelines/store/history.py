@@ -423,8 +423,9 @@ class History:
 
     def remember_parts(self, pipeline: str, execution_id: str, parts: dict[str, tuple]) -> None:
         """What `run_parts` reads of an execution (each finished step's ``(status, key parts)``),
-        given by the process that ran it, so the pipeline's next run here says why each step ran
-        without reading them back (`remembered_parts`). The last execution of a few pipelines."""
+        given by the process that ran it (the history's thread, once its end is committed: after
+        its `start()` returned), so the pipeline's next run here says why each step ran without
+        reading them back (`remembered_parts`). The last execution of a few pipelines."""
         with self._parts_lock:
             self._parts.pop(pipeline, None)
             if len(self._parts) >= 16:

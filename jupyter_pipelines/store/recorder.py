@@ -233,9 +233,6 @@ class Recorder:
         elif event == "execution_finished":
             self.writer.end((execution.status, execution.end_time, execution.failure_reason),
                             self.writer.unfinished())
-            self.history.remember_parts(self.pipeline, execution.id, {  # (see `why`)
-                name: (r.status, r.key_parts) for name, r in execution.steps.items()
-                if r.end is not None})
 
     def _started(self, execution: Execution) -> None:
         """The execution started: its writer journals the start, recorded by its first commit

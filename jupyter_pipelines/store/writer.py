@@ -69,6 +69,7 @@ class HistoryWriter:
         version is then named by its digest), and passed the version's id (``started``)."""
         self.history, self.artifacts, self.execution_id = history, artifacts, execution_id
         self._steps = steps
+        self.pipeline = start[1]
         self._start: list | None = start
         self._document = document
         self._started = started
@@ -182,6 +183,9 @@ class HistoryWriter:
                     time.sleep(wait)
                 else:
                     self._journal.remove()
+                    self.history.remember_parts(self.pipeline, self.execution_id, {
+                        name: (r.status, r.key_parts) for name, r in self._steps.items()
+                        if r.end is not None})  # (why the next run here ran each step)
                     if len(self._steps) <= REMEMBERED_RUNS:  # (for a re-run here)
                         self.history.remember_runs(self.execution_id)
                     return
