@@ -48,6 +48,7 @@ class Pipeline:
         self.executions: list[Execution] = []
         self.definition_extras: dict[str, Any] = {}  # a loaded definition's other top-level parts
         self._memory: dict[str, tuple[_Fingerprints, StepRecord, str]] = {}
+        self._document: tuple | None = None  # its last version's text, `snapshot.document_text`
 
     # -- definition ------------------------------------------------------------------
     @property

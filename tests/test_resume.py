@@ -7,6 +7,7 @@ in-process through ``jupyter_pipelines.cli.main``.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import weakref
 from contextlib import closing
 from pathlib import Path
 
@@ -130,6 +132,11 @@ def test_the_version_text_is_the_document_its_digest_hashes():
     p.steps["Then"] = make_step("Then", "y = 2")  # replaced behind `add_step`'s back: seen too
     assert snapshot.document_text(p)[0] == json.dumps(snapshot.to_document(p), sort_keys=True,
                                                       default=repr)
+    # the last version is kept on the pipeline object: none of it outlives the pipeline
+    step = weakref.ref(p.steps["Make"])
+    del p, pipeline
+    gc.collect()
+    assert step() is None
 
 
 # -- retrying a failed execution -----------------------------------------------------------------
