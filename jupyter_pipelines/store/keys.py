@@ -218,7 +218,7 @@ class CacheKeys:
         made = fixed[5].get(self._values_text) if fixed is not None else None
         if made is None or self._packages.get(fixed[3]) is not made[3]:
             made = self._made(step, fixed)  # (also at its modules' first step in this run:
-        key_text, others, around = made[:3]  # `_made` looks their versions up, `_packages_of`)
+        key_text, others, around, _ = made  # `_made` looks their versions up, `_packages_of`)
         inputs = _inputs_digest(input_digests)
         parts = KeyParts(others)  # (a copy, the inputs' part in its place: `PARTS` order)
         parts["inputs"] = inputs

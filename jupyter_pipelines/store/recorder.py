@@ -207,13 +207,14 @@ class Recorder:
         refs = record.refs
         if refs and all(isinstance(refs.get(n), ArtifactRef) for n in record.outputs):
             return
-        put, value, name, outputs = self.artifacts.put, record.value, step.name, record.outputs
+        outputs = record.outputs
         if len(outputs) == 1:  # the usual step, often of a small value: its reference holds it
             for output, made in outputs.items():
                 ref = inline_ref(made)  # (None for anything else, a remote handle included)
-                record.refs = {output: put(value(output), name=output, step=name)
-                               if ref is None else ref}
+                record.refs = {output: self.artifacts.put(record.value(output), name=output,
+                                                          step=step.name) if ref is None else ref}
             return
+        put, value, name = self.artifacts.put, record.value, step.name
         record.refs = {output: put(value(output), name=output, step=name)  # fetched, if remote
                        for output in outputs}
 
