@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..durations import iso_duration
 from ..errors import ExportError
 from ..graph import Graph
 from ..steps import KINDS, Step
-from ..store.keys import iso_duration
 from . import expressions
 from .expressions import NotExpressible, Output
 

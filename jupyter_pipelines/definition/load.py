@@ -20,11 +20,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..durations import duration_seconds
 from ..errors import DefinitionError, PipelineError
 from ..parameters import Parameter, pipeline_name
 from ..source import Context
 from ..steps import KINDS, make_step
-from ..store.keys import duration_seconds
 from . import expressions
 from .export import BLOCK, DERIVED, RETRY_EXCEPTION, sagemaker_arguments
 from .expressions import NotExpressible

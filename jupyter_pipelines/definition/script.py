@@ -4,9 +4,9 @@ code. Unlike the definition JSON it keeps any Python condition."""
 
 from __future__ import annotations
 
+from ..durations import iso_duration
 from ..errors import ExportError
 from ..steps import KINDS, make_step
-from ..store.keys import iso_duration
 
 _HEADER = '''"""The `{name}` pipeline{origin}, written by `jupyter-pipelines export --format script`.
 

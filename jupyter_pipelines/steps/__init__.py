@@ -58,7 +58,7 @@ def make_step(name, code, kind="processing", *, inputs=None, outputs=None, depen
             f"Step `{name}`: --cache-expire must be an ISO-8601 duration such as 'P30D' (or a "
             f"number of seconds); got {_short(cache_expire)} ({type(cache_expire).__name__}).")
     elif cache_expire is not None:
-        from ..store.keys import duration_seconds
+        from ..durations import duration_seconds
 
         expire = duration_seconds(cache_expire, name)
     inputs, outputs, depends_on = (_names(name, "inputs", inputs), _names(name, "outputs", outputs),
