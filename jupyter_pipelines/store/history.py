@@ -28,9 +28,9 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import StateError
 from . import journal, recovery, schema
-from .schema import CACHED_COLUMNS, ROWS, RUN_COLUMNS, SCHEMA, TOP, copy_runs, write_runs
+from .reuse import ReuseReads
+from .schema import ROWS, RUN_COLUMNS, SCHEMA, TOP, copy_runs, write_runs
 from .state import connect, database_error, ensure_folder, guarded, second_connection, writable
 
 _CHECKPOINT_PAGES = 1000  # the WAL's pages after which a commit checkpoints (SQLite's default)
@@ -40,41 +40,20 @@ _PENDING: dict = {}
 _SETTLED = threading.Condition()
 
 
-_PARSED: dict[str, dict] = {}  # a stored run's outputs (JSON) -> their documents (`_outputs`)
-
-
-def _outputs(text: str | None) -> dict | None:
-    """A stored run's outputs as documents: parsed once for a text (a re-run's rows copy their
-    source's text), shared, so only read."""
-    try:
-        return _PARSED[text]
-    except KeyError:
-        if len(_PARSED) >= 8192:  # (a few re-runs of a 1000-step pipeline; a few MB)
-            _PARSED.clear()
-        parsed = _PARSED[text] = journal.plain_loads(text) if text is not None else None
-        return parsed
-
-
 _VERSION_ID = ("SELECT id, definition = '' FROM pipeline_versions "  # (''): its document to come
                "WHERE pipeline = ? AND digest = ?")
 _WRITE_VERSION = ("UPDATE pipeline_versions SET definition = ? "
                   "WHERE id = ? AND definition = '' AND digest = ?")
 
 
-class History:
+class History(ReuseReads):
     def __init__(self, home: str | os.PathLike):
         self.folder = ensure_folder(home)
         self.path = self.folder / "history.db"
         self._lock = threading.RLock()
-        self._keys: set[str] = set()  # `stored_keys`: read up to rowid _keys_upto
-        self._keys_upto: int | None = None
-        self._keys_lock = threading.Lock()
-        self._parts: dict[str, tuple[str, dict]] = {}  # `remember_parts`, by pipeline
-        self._parts_lock = threading.Lock()
-        self._runs: dict[str, tuple[int, list]] = {}  # `remember_runs`, by execution id
         self.read_only = False
         self._valid = " AND invalid IS NULL"  # (`_open` says if a history has no such column)
-        self._queries()
+        self._reuse_init()
         self._made = False  # the database opened (`_make`)
         self._make_lock = threading.Lock()
         if self.path.exists() or not writable(self.path) or journal.any_left(self.folder):
@@ -128,16 +107,6 @@ class History:
             self._reader = second_connection(self.path, "history")
             self._read_lock = threading.Lock()
 
-    def _queries(self) -> None:
-        usable = (f"SELECT {', '.join(CACHED_COLUMNS)} FROM step_runs WHERE {{}} AND status IN "
-                  f"('Succeeded', 'Cached') AND outputs IS NOT NULL{self._valid}")
-        self._latest_sql = (f"SELECT {', '.join(CACHED_COLUMNS)}, status IN ('Succeeded', "
-                            f"'Cached') AND outputs IS NOT NULL{self._valid}, key_parts FROM "
-                            "step_runs WHERE execution_id = ? AND end IS NOT NULL")
-        self.cached_sql = usable.format("cache_key = ?") + " ORDER BY end DESC LIMIT 1"
-        self._fresh_sql = (usable.format("cache_key = ? AND status = 'Succeeded' AND end >= ?")
-                           + " ORDER BY end DESC LIMIT 1")
-
     def close(self) -> None:
         if not self._made:
             return
@@ -159,6 +128,11 @@ class History:
         """Wait until the executions that ended in this process are committed."""
         with _SETTLED:
             _SETTLED.wait_for(lambda: self.path not in _PENDING, timeout)
+
+    def _settled(self) -> None:
+        """`settle`, if an execution this process ended is still to be committed."""
+        if _PENDING and self.path in _PENDING:
+            self.settle()
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._conn.execute("PRAGMA table_info(step_runs)")}
@@ -248,19 +222,6 @@ class History:
             (after,) = db.execute(TOP).fetchone()
         self._learn_keys(before or 0, after or 0, rows, len(copies))
 
-    def _learn_keys(self, before: int, after: int, rows: list[list], copies: int) -> None:
-        """The keys just written join `stored_keys` without a read, when they are all the rows
-        added since it last read (none written by another process meanwhile, none updated in
-        place) and none is still Executing (its key comes later). A copied row has the key of
-        the row it copies, read already."""
-        with self._keys_lock:
-            if self._keys_upto != before or after - before != len(rows) + copies:
-                return
-            if any(row[2] == "Executing" for row in rows):
-                return
-            self._keys.update(row[6] for row in rows if row[6] is not None)
-            self._keys_upto = after
-
     def mark_interrupted(self) -> list[str]:
         """Executions left Executing (or only in their journal) by a process of this host that
         no longer runs: recorded from their journals, Failed (`recovery`). Their ids."""
@@ -310,60 +271,6 @@ class History:
         return [self._run(r) for r in self._rows(
             "SELECT * FROM step_runs WHERE execution_id = ? ORDER BY start, rowid", [execution_id])]
 
-    def cached_run(self, cache_key: str, not_before: float | None = None) -> dict | None:
-        """The newest successful run with this key (not older than ``not_before``): what a
-        Cached record needs of it (no ``key_parts``: the caller has them, they made the key),
-        and its ``rowid``, for `record_steps` to copy it."""
-        if not_before is None:
-            rows = self._rows(self.cached_sql, (cache_key,), None)
-        else:  # the result's age counts from when a step made it
-            rows = self._rows(self._fresh_sql, (cache_key, not_before), None)
-        return self.cached(rows[0]) if rows else None
-
-    def stored_keys(self, limit: int) -> set[str] | None:
-        """The cache keys of every stored step run (usable or not): a key not among them has no
-        stored run (`Recorder` then asks nothing more for it). Read in one go the first time (None
-        if the history holds more than ``limit`` runs: too many to read for one run), then only
-        the rows added since, so a process that keeps running a pipeline reads each row once.
-        Rows are never deleted; a row still Executing when read has no key yet, so the next read
-        starts again from it. The set is shared: callers only read it."""
-        with self._keys_lock:
-            if self._keys_upto is None:  # not read yet in this process
-                top = self._rows("SELECT max(rowid) FROM step_runs", (), None)
-                top = top[0][0] if top else None
-                if top is not None and top > limit:
-                    return None
-                self._keys_upto = 0
-            rows = self._rows("SELECT rowid, cache_key, status FROM step_runs WHERE rowid > ? "
-                              "ORDER BY rowid", [self._keys_upto], None)
-            keys, stop = self._keys, None
-            for rowid, key, status in rows:
-                if key is not None:
-                    keys.add(key)
-                if status == "Executing" and stop is None:
-                    stop = rowid - 1  # read again from here next time: its key comes later
-            if rows:
-                self._keys_upto = rows[-1][0] if stop is None else stop
-            return keys
-
-    def stored_codes(self) -> set[str]:
-        """The code parts of every stored successful run's key: a step whose code part is not
-        among them cannot be Cached, whatever its inputs turn out to be (`Recorder.may_hit`)."""
-        rows = self._rows("SELECT DISTINCT json_extract(key_parts, '$.code') FROM step_runs WHERE "
-                          "status IN ('Succeeded', 'Cached') AND outputs IS NOT NULL "
-                          f"AND key_parts IS NOT NULL{self._valid}", (), None)
-        return {code for (code,) in rows}
-
-    @staticmethod
-    def cached(row: tuple) -> dict:
-        """A row of `CACHED_COLUMNS` as the dict a reused run is made of."""
-        rowid, execution_id, step, kind, status, end, key, source, outputs, metadata, *out = row
-        return {"rowid": rowid, "execution_id": execution_id, "step": step, "kind": kind,
-                "status": status, "end": end, "cache_key": key, "cache_source": source,
-                "outputs": _outputs(outputs),
-                "metadata": json.loads(metadata) if metadata else None,
-                "stdout": out[0], "stderr": out[1]}
-
     def latest_run(self, step: str, pipeline: str, *, succeeded: bool = False) -> dict | None:
         sql = ("SELECT r.* FROM step_runs r JOIN executions e ON e.id = r.execution_id "
                "WHERE r.step = ? AND e.pipeline = ?")
@@ -371,89 +278,6 @@ class History:
             sql += " AND r.status IN ('Succeeded', 'Cached') AND r.outputs IS NOT NULL" + self._valid
         rows = self._rows(sql + " ORDER BY r.end DESC LIMIT 1", [step, pipeline])
         return self._run(rows[0]) if rows else None
-
-    def latest_execution(self, pipeline: str, *, besides: str) -> str | None:
-        """The id of the pipeline's latest execution other than ``besides``, or None."""
-        rows = self._rows("SELECT id FROM executions WHERE pipeline = ? AND id != ? "
-                          "ORDER BY start DESC LIMIT 1", [pipeline, besides], None)
-        return rows[0][0] if rows else None
-
-    def latest_runs(self, execution_id: str) -> list[tuple]:
-        """The execution's finished step runs, as rows of `CACHED_COLUMNS` and two more:
-        whether the run can be reused, and its key parts (JSON), for `why`. One query where a
-        re-run would make one a step, and none when this process ran the execution and read
-        them as it ended (`remember_runs`); `cached` makes a row what `cached_run` gives, so
-        only the runs a step reuses are decoded."""
-        if _PENDING and self.path in _PENDING:  # (kept as its end's commit is made)
-            self.settle()
-        known = self._runs.get(execution_id)
-        if known is not None and known[0] == self._others_version():
-            return known[1]
-        return self._rows(self._latest_sql, [execution_id], None)
-
-    def remember_runs(self, execution_id: str) -> None:
-        """(The history's thread, once an execution's end is committed.) Read its `latest_runs`
-        then, off the run's thread, for the pipeline's next run in this process (a re-run reads
-        them before its first step). Its rows change no more, unless another process writes
-        (`doctor` marks a run invalid): they are read again then. The last few executions (of
-        at most `writer.REMEMBERED_RUNS` steps)."""
-        try:
-            if not self._made:
-                self._make()
-            version = self._others_version()  # (first: a write meanwhile makes them stale)
-            with self._read_lock:
-                rows = self._reader.execute(self._latest_sql, [execution_id]).fetchall()
-        except (sqlite3.Error, StateError):  # the run reads them itself
-            return
-        with self._parts_lock:
-            if len(self._runs) >= 4:
-                self._runs.pop(next(iter(self._runs)))
-            self._runs[execution_id] = (version, rows)
-
-    def _others_version(self) -> int:
-        """SQLite's ``data_version`` of the connection this process writes with: it changes
-        when another connection (another process) commits."""
-        if not self._made:
-            self._make()
-        with self._lock:
-            try:
-                return self._conn.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error as exc:
-                raise database_error(exc, self.path, "history") from None
-
-    def remember_parts(self, pipeline: str, execution_id: str, parts: dict[str, tuple]) -> None:
-        """What `run_parts` reads of an execution (each finished step's ``(status, key parts)``),
-        given by the process that ran it (the history's thread, once its end is committed: after
-        its `start()` returned), so the pipeline's next run here says why each step ran without
-        reading them back (`remembered_parts`). The last execution of a few pipelines."""
-        with self._parts_lock:
-            self._parts.pop(pipeline, None)
-            if len(self._parts) >= 16:
-                self._parts.pop(next(iter(self._parts)))
-            self._parts[pipeline] = (execution_id, parts)
-
-    def remembered_parts(self, pipeline: str, execution_id: str) -> dict[str, tuple] | None:
-        """`remember_parts` of ``execution_id``, if it was the last this process gave for the
-        pipeline (the caller knows it is the pipeline's latest execution in the history)."""
-        known = self._parts.get(pipeline)
-        return known[1] if known is not None and known[0] == execution_id else None
-
-    def run_parts(self, execution_id: str) -> list[tuple]:
-        """``(step, status, key parts JSON)`` of the execution's finished step runs: what
-        `why` compares, read alone when nothing of the execution can be reused (a third of
-        `latest_runs`' cost)."""
-        return self._rows("SELECT step, status, key_parts FROM step_runs WHERE execution_id = ? "
-                          "AND end IS NOT NULL", [execution_id], None)
-
-    def last_parts(self, step: str, pipeline: str) -> tuple[str, dict | None] | None:
-        """``(status, key parts)`` of the step's latest run in ``pipeline``: what `why` needs."""
-        rows = self._rows("SELECT r.status, r.key_parts FROM step_runs r JOIN executions e ON "
-                          "e.id = r.execution_id WHERE r.step = ? AND e.pipeline = ? "
-                          "ORDER BY r.end DESC LIMIT 1", [step, pipeline])
-        if not rows:
-            return None
-        status, parts = rows[0]
-        return status, json.loads(parts) if parts else None
 
     def version(self, version_id: int | None) -> dict | None:
         """A recorded pipeline version's document (`snapshot`)."""
@@ -463,8 +287,8 @@ class History:
     def _rows(self, sql: str, args, factory=sqlite3.Row, *, settle: bool = True) -> list:
         """The rows of a query (none while the database is still to be made: `_make`); with
         ``settle``, once the executions this process ended are committed (`settle`)."""
-        if settle and _PENDING and self.path in _PENDING:  # what this process ran, as it ended
-            self.settle()
+        if settle:  # what this process ran, as it ended
+            self._settled()
         if not self._made:
             if not self.path.exists():  # (made by another process meanwhile: read it then)
                 return []
