@@ -54,6 +54,7 @@ def test_a_mapped_journal_reads_back_every_line_as_it_grows_and_nothing_stale_af
         j.append(line(i))
     data = j.path.read_bytes()
     assert len(data) > j.size and data[j.size:] == bytes(len(data) - j.size)  # zeros past them
+    assert len(data) == j._room  # each growth's zeros went after the last map, not further
     assert names(j) == [f"S{i}" for i in range(2000)]
     j.clear()  # committed: a replay now finds nothing...
     assert names(j) == []
@@ -162,18 +163,20 @@ def test_without_room_to_reserve_the_journal_writes_its_lines(tmp_path, no_room)
 
 
 @pytest.mark.skipif(journal._fallocate is None, reason="no posix_fallocate here: never mapped")
-def test_a_mapped_journal_that_cannot_grow_goes_on_with_write(tmp_path, monkeypatch):
-    """The disk fills up (or the file system refuses) when the journal needs a larger map: the
-    file is cut back to its lines and the next ones are written after them."""
-    reserve, calls = journal._fallocate, []
+@pytest.mark.parametrize("failing", ["_fallocate", "_append_zeros"])
+def test_a_mapped_journal_that_cannot_grow_goes_on_with_write(tmp_path, monkeypatch, failing):
+    """The disk fills up (or the file system refuses) when the journal needs a larger map,
+    as its new pages are written or its blocks reserved: the file is cut back to its lines
+    and the next ones are written after them."""
+    reserve, calls = getattr(journal, failing), []
 
-    def once(fd, offset, length):
-        calls.append(length)
+    def once(fd, *args):
+        calls.append(args)
         if len(calls) > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
-        reserve(fd, offset, length)
+        reserve(fd, *args)
 
-    monkeypatch.setattr(journal, "_fallocate", once)
+    monkeypatch.setattr(journal, failing, once)
     j = Journal(tmp_path, "full")
     for i in range(1000):  # ~120 KB: past the first map
         j.append(line(i))
