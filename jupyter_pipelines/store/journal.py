@@ -33,6 +33,7 @@ and kept, as ``journal/<host>-<pid>.spare``, for the next execution's journal in
 from __future__ import annotations
 
 import atexit
+import errno
 import json
 import mmap
 import os
@@ -258,7 +259,10 @@ def _append_zeros(fd: int, count: int) -> None:
         chunks = [zeros] * min(count // len(zeros), 256)
         if not chunks:
             chunks = [zeros[:count]]
-        count -= os.writev(fd, chunks)
+        written = os.writev(fd, chunks)
+        if not written:  # (a regular file takes some, or says why not)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        count -= written
 _MAP_FIRST = 64 << 10  # bytes of a journal first mapped (~100 lines); then 4 times as many
 _SPARE_LIMIT = 4 << 20  # bytes: a journal mapped further is not kept as the spare
 SPARE_FOLDERS = 4  # journal folders that keep a spare (this process's last ones)

@@ -210,9 +210,10 @@ class Recorder:
         outputs = record.outputs
         if len(outputs) == 1:  # the usual step, often of a small value: its reference holds it
             for output, made in outputs.items():
-                ref = inline_ref(made)  # (None for anything else, a remote handle included)
-                record.refs = {output: self.artifacts.put(record.value(output), name=output,
-                                                          step=step.name) if ref is None else ref}
+                ref = inline_ref(made)
+                if ref is None:  # (anything else, a remote handle included)
+                    ref = self.artifacts.put(record.value(output), name=output, step=step.name)
+                record.refs = {output: ref}
             return
         put, value, name = self.artifacts.put, record.value, step.name
         record.refs = {output: put(value(output), name=output, step=name)  # fetched, if remote
