@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable
 
@@ -20,3 +21,13 @@ def main(doc: str, *reports: Callable[[int], None], repeat: int = 5, quick: int 
     for name, report in zip(names, reports, strict=True):
         if not args.only or name in args.only:
             report(quick if args.quick else repeat)
+
+
+def remove_state(folder) -> None:
+    """Remove a benchmark's state folder once this process's commits to its history are made:
+    the history's thread commits a run's end after ``start()`` returned, and a folder removed
+    under it leaves that commit to fail at exit (its journal gone with it)."""
+    from jupyter_pipelines.store.history import settle_all
+
+    settle_all()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import shutil
 import sys
 import tempfile
 import time
@@ -83,7 +82,7 @@ def timed_run(executor, n: int, persist: bool) -> float:
         return took
     finally:
         if home:
-            shutil.rmtree(home, ignore_errors=True)
+            common.remove_state(home)
 
 
 def report_chain(repeat: int, n: int = 1000) -> None:
@@ -160,7 +159,7 @@ def report_moved(repeat: int, gigabytes: float = 1.0) -> None:
         for process in processes:
             process.terminate()
             process.wait(30)
-        shutil.rmtree(home, ignore_errors=True)
+        common.remove_state(home)
     verdict = "PASS" if moved < MOVED_TARGET else "MISS"
     print(f"(b) a {size / 1e9:.2f} GB intermediate between two steps (default path): the kernel read "
           f"{moved / 1e3:,.0f} kB ({moved / size:.2e} of it)   target < 1 MB  {verdict}")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import shutil
 import sys
 import tempfile
 import time
@@ -133,7 +132,7 @@ def persisted() -> tuple[float, float]:
         cached = timed_start(pipeline(home=home), {"Cached"})
         return cold, cached
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        common.remove_state(home)
 
 
 def breakdown() -> tuple[float, list[tuple[str, float]]]:
@@ -160,7 +159,7 @@ def breakdown() -> tuple[float, list[tuple[str, float]]]:
         with timers(targets) as spent:
             total = timed_start(p, {"Succeeded"})
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        common.remove_state(home)
     parts = list(spent.items())
     stored = spent[targets[0][2]]
     named = sum(spent[label] for _, _, label in targets[1:5])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -95,7 +94,7 @@ def timed(executor, rounds: tuple[int, int]) -> float:
         execution = pipeline.start(executor=executor, display=False, cache=False)
         took = time.perf_counter() - start
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        common.remove_state(home)
     if execution.status != "Succeeded":
         raise RuntimeError(f"the {executor} run did not succeed:\n{execution!r}")
     return took

@@ -92,7 +92,7 @@ def state_home(prefix: str):
             os.environ.pop("JUPYTER_PIPELINES_HOME", None)
         else:
             os.environ["JUPYTER_PIPELINES_HOME"] = before
-        shutil.rmtree(home, ignore_errors=True)
+        common.remove_state(home)
 
 
 # -- (a) the Abalone pipeline: cold vs cached ----------------------------------------------------
@@ -332,7 +332,7 @@ def report_chain(repeat: int, n: int = CHAIN) -> None:
             warm = timed_start(chain(n, home=home), "Cached", commits["warm"])
             return cold, warm
         finally:
-            shutil.rmtree(home, ignore_errors=True)
+            common.remove_state(home)
 
     opened = tempfile.mkdtemp(prefix="jp-bench-chain-open-")
     samples = iter(range(1, 1 << 30))
@@ -352,7 +352,7 @@ def report_chain(repeat: int, n: int = CHAIN) -> None:
             warms.append(warm)
             opens.append(cold_in_open_folder())
     finally:
-        shutil.rmtree(opened, ignore_errors=True)
+        common.remove_state(opened)
     per = 1e6 / n
     base, cold, warm = min(cores) * per, min(colds) * per, min(warms) * per
     cold_open = min(opens) * per
@@ -402,7 +402,7 @@ def chain_breakdown(n: int) -> list[tuple[str, dict[str, float]]]:
                 total = timed_start(pipeline, expect)
             results.append((what, {"total": total, **spent}))
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        common.remove_state(home)
     return results
 
 
