@@ -30,6 +30,27 @@ class Remote:
         raise NotImplementedError
 
 
+class Released(Remote):
+    """An output a Dask cluster kept until a newer execution of its pipeline ran, and which
+    was not stored: its value is gone (`Execution.let_go`). Its preview stays."""
+
+    def __init__(self, step: str, name: str, execution_id: str, preview: dict):
+        self.step, self.name, self.execution_id, self.preview = step, name, execution_id, preview
+
+    def fetch(self) -> Any:
+        raise PipelineError(
+            f"Output `{self.name}` of step `{self.step}` in execution {self.execution_id} is no "
+            "longer on the Dask cluster: a pipeline keeps only its latest execution's outputs on "
+            "the workers, and this one was not stored (persist=False). Run the pipeline again to "
+            "compute it, or keep outputs stored (persist=True, the default) to read older "
+            "executions' outputs from the store.")
+
+    handle = fetch
+
+    def __repr__(self) -> str:
+        return f"<{self.preview.get('type', 'value')} `{self.name}`, let go from the Dask cluster>"
+
+
 @dataclass
 class StepRecord:
     name: str
@@ -111,6 +132,29 @@ class Execution:
         self.keeps_data = False  # ran on an executor that keeps outputs where they were made
         self._version_id: int | None = None
         self.committed: Callable[[], None] | None = None  # waits for its end's commit
+
+    def let_go(self, loader: Callable[[str, dict], Callable] | None) -> None:
+        """Let go of the outputs a Dask cluster keeps for this execution (a newer one of its
+        pipeline ran: workers keep only the latest's). A stored output is read from the store
+        from now on (``loader``: `ArtifactStore.loader`, None without a store); one not stored
+        is gone (`Released`). Each record gets outputs of its own: a Cached copy of it in a
+        newer execution keeps the handles it shares."""
+        for record in self.steps.values():
+            outputs = record.outputs
+            if any(type(v) is not Released and isinstance(v, Remote) for v in outputs.values()):
+                if record.loader is None and loader is not None and record.refs:
+                    record.loader = loader(record.name, record.refs)
+                record.outputs = {name: self._let_go(record, name, value)
+                                  if isinstance(value, Remote) else value
+                                  for name, value in outputs.items()}
+
+    def _let_go(self, record: StepRecord, name: str, value: Remote) -> Any:
+        if type(value) is Released:
+            return value
+        ref = record.refs.get(name)
+        if ref is not None and record.loader is not None:
+            return ref  # (`StepRecord.value` loads it from the store)
+        return Released(record.name, name, self.id, value.preview)
 
     @property
     def version_id(self) -> int | None:

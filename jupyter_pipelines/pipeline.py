@@ -12,7 +12,7 @@ from typing import Any
 
 from . import parameters as params_mod
 from .errors import PipelineError, UnknownReferenceError, did_you_mean
-from .execution import Execution, Listener, StepRecord, execution_summary
+from .execution import Execution, Listener, Released, StepRecord, execution_summary
 from .graph import Graph, build, unknown_input
 from .parameters import Parameter
 from .registry import default_home
@@ -49,6 +49,7 @@ class Pipeline:
         self.definition_extras: dict[str, Any] = {}  # a loaded definition's other top-level parts
         self._memory: dict[str, tuple[_Fingerprints, StepRecord, str]] = {}
         self._document: tuple | None = None  # its last version's text, `snapshot.document_text`
+        self._on_cluster: list[Execution] = []  # its executions whose outputs a cluster keeps
 
     # -- definition ------------------------------------------------------------------
     @property
@@ -243,6 +244,9 @@ class Pipeline:
             if record.status == "Succeeded":
                 self._memory[n] = (prints, record, execution.id)  # its fingerprint: prints[n]
         self.executions.append(execution)
+        for older in self._on_cluster:  # a cluster keeps the latest execution's outputs only
+            older.let_go(self.workspace.artifacts.loader if self.persist else None)
+        self._on_cluster = [execution] if execution.keeps_data else []
         return execution
 
     def _recorder(self, graph: Graph, values: dict, retry_of: str | None, forced: frozenset[str]):
@@ -339,7 +343,8 @@ class Pipeline:
         reused = {}
         for n in names:
             memo = self._memory.get(n)
-            if n != target and memo and memo[0][n] == prints[n]:
+            if n != target and memo and memo[0][n] == prints[n] and not any(
+                    type(v) is Released for v in memo[1].outputs.values()):  # (gone: run again)
                 reused[n] = replace(memo[1], status="Cached", reused_from=memo[2])
         return reused
 

@@ -95,6 +95,56 @@ def _bytes_read() -> int:
         return next(int(line.split()[1]) for line in io if line.startswith("rchar"))
 
 
+def _held(dask, keys: list[str]) -> list[str]:
+    """Which of these task keys the scheduler still holds, once the releases sent have landed
+    (waited for, up to 30 s: the client lets go of a future asynchronously)."""
+    deadline = time.monotonic() + 30
+    while True:
+        held = dask.client.run_on_scheduler(
+            lambda dask_scheduler, keys: [k for k in keys if k in dask_scheduler.tasks], keys=keys)
+        if not held or time.monotonic() > deadline:
+            return held
+        time.sleep(0.05)
+
+
+def test_a_pipeline_keeps_only_its_latest_executions_outputs_on_the_cluster(dask, tmp_path):
+    """Run after run, the workers keep the latest execution's outputs, not every one's: an
+    older execution's stored outputs are read from the store; Dask knows what a result holds."""
+    p = Pipeline("latest", home=tmp_path / "state")
+    p.add_parameter("k", 1)
+    p.add_step("Big", "import numpy as np\nbig = np.ones(100_000) * k")
+    p.add_step("Sum", "total = float(big.sum())")
+    first = p.start({"k": 1}, executor=dask, display=False)
+    keys = [first.steps[n].outputs[o].full.key for n, o in (("Big", "big"), ("Sum", "total"))]
+    sizes = dask.client.run_on_scheduler(
+        lambda dask_scheduler, keys: [dask_scheduler.tasks[k].nbytes for k in keys], keys=keys)
+    assert sizes[0] >= 800_000  # the array the result holds, not the few bytes of its object
+    latest = [p.start({"k": k}, executor=dask, display=False) for k in (2, 3)][-1]
+    assert _held(dask, keys) == []  # the first execution's results are gone from the workers
+    assert isinstance(latest.steps["Big"].outputs["big"], Remote)  # the latest's stay there
+    assert type(first.steps["Big"].outputs["big"]).__name__ == "ArtifactRef"
+    assert first.result("Sum", "total") == 100_000.0  # read from the store now
+    assert first.result("Big", "big").shape == (100_000,) and latest.result("Sum") == 300_000.0
+
+
+def test_an_older_executions_output_not_stored_says_it_is_gone(dask):
+    p = Pipeline("gone", persist=False)
+    p.add_parameter("k", 1)
+    p.add_step("Make", "made = [k] * 3")
+    first = p.start({"k": 1}, executor=dask, display=False)
+    assert first.result("Make") == [1, 1, 1]  # (fetched while it is the latest)
+    second = p.start({"k": 2}, executor=dask, display=False)
+    assert second.result("Make") == [2, 2, 2]
+    older = p.start({"k": 1}, executor=dask, display=False)  # let go of the second's
+    assert older.result("Make") == [1, 1, 1]
+    with pytest.raises(PipelineError) as gone:
+        second.result("Make")
+    message = str(gone.value)
+    assert "`made` of step `Make`" in message and second.id in message
+    assert "no longer on the Dask cluster" in message and "persist=True" in message
+    assert "let go" in repr(second.steps["Make"].outputs["made"])
+
+
 def test_a_chain_runs_on_the_cluster_without_the_kernel_between_steps(dask, tmp_path):
     p = Pipeline("chain", persist=False)
     p.add_step("s0", "x0 = 0")

@@ -4,6 +4,7 @@ Dask's event stream) that it started and what it made, and keeps the whole resul
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import replace
 
@@ -13,6 +14,22 @@ from .protect import protect
 from .task import TaskResult, merged, run_task
 
 TOPIC = "jupyter-pipelines"
+
+
+def _sizeof_result(result: TaskResult) -> int:
+    """The bytes a step's result holds on a worker: its outputs. What Dask counts to spill to
+    disk and to balance workers; without it a result counted as the few bytes of its object."""
+    from dask.sizeof import sizeof
+
+    return sys.getsizeof(result) + sum(sizeof(value) for value in (result.outputs or {}).values())
+
+
+try:  # (registered where the results are: this module is imported by each worker's tasks)
+    from dask.sizeof import sizeof as _sizeof
+
+    _sizeof.register(TaskResult)(_sizeof_result)
+except ImportError:  # pragma: no cover - the module only runs on Dask workers
+    pass
 
 
 def _tell(token: str, what: str, **fields) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quoted
@@ -153,6 +153,16 @@ class ArtifactStore:
             self.backend[ref.key] = view
         self._remember(ref.key)
         return ref
+
+    def loader(self, step: str, refs: dict[str, ArtifactRef]) -> Callable[[ArtifactRef], Any]:
+        """What loads the stored outputs ``refs`` of ``step`` (a `StepRecord`'s ``loader``),
+        naming the step and output in its errors."""
+        names = {ref.digest: name for name, ref in refs.items()}
+
+        def load(ref: ArtifactRef) -> Any:
+            return self.get(ref, step=step, output=names.get(ref.digest))
+
+        return load
 
     def get(self, ref: ArtifactRef, *, step: str | None = None, output: str | None = None) -> Any:
         """The stored value, only if its bytes still hash to ``ref.digest``; ``step`` and

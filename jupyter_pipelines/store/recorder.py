@@ -278,19 +278,14 @@ def stored_record(run: dict, artifacts: ArtifactStore, *, status: str,
     """A record standing for a stored step run: its outputs load from the store on first use,
     verified against their digests."""
     now = time.time()
-    refs, names, vouch = {}, {}, artifacts.vouch
+    refs, vouch = {}, artifacts.vouch
     for name, doc in (run["outputs"] or {}).items():
         ref = refs[name] = ArtifactRef(doc["digest"], doc["format"], doc["size"], doc["type"],
                                        doc.get("inline"))
-        names[ref.digest] = name
         vouch(ref, doc.get("seen"))
     step = run["step"]
-
-    def load(ref: ArtifactRef):
-        return artifacts.get(ref, step=step, output=names.get(ref.digest))
-
     return StepRecord(step, run["kind"], status=status, start=now, end=now,
                       metadata=run["metadata"] or {}, stdout=run["stdout"] or "",
                       stderr=run["stderr"] or "", outputs=dict(refs), refs=refs,
                       reused_from=reused_from, cache_key=run["cache_key"],
-                      key_parts=run["key_parts"], loader=load)
+                      key_parts=run["key_parts"], loader=artifacts.loader(step, refs))
