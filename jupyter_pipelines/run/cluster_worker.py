@@ -28,7 +28,7 @@ try:  # (registered where the results are: this module is imported by each worke
     from dask.sizeof import sizeof as _sizeof
 
     _sizeof.register(TaskResult)(_sizeof_result)
-except ImportError:  # pragma: no cover - the module only runs on Dask workers
+except ImportError:  # pragma: no cover - without Dask nothing runs on a cluster
     pass
 
 
