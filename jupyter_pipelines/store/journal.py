@@ -245,7 +245,13 @@ def _drop_spares() -> None:
 
 
 _fallocate = getattr(os, "posix_fallocate", None)  # (Linux and other POSIX systems; not macOS)
-_ZEROS = bytes(64 << 10)
+_MAP_FIRST = 64 << 10  # bytes of a journal first mapped (~100 lines); then 4 times as many
+_SPARE_LIMIT = 4 << 20  # bytes: a journal mapped further is not kept as the spare
+SPARE_FOLDERS = 4  # journal folders that keep a spare (this process's last ones)
+_SPARES: dict[Path, Journal] = {}  # by journal folder, see `Journal.remove`
+_SPARE_LOCK = threading.Lock()
+atexit.register(_drop_spares)  # (after the history's last commits: registered before them)
+_ZEROS = bytes(64 << 10)  # (`_append_zeros`)
 
 
 def _append_zeros(fd: int, count: int) -> None:
@@ -263,12 +269,6 @@ def _append_zeros(fd: int, count: int) -> None:
         if not written:  # (a regular file takes some, or says why not)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         count -= written
-_MAP_FIRST = 64 << 10  # bytes of a journal first mapped (~100 lines); then 4 times as many
-_SPARE_LIMIT = 4 << 20  # bytes: a journal mapped further is not kept as the spare
-SPARE_FOLDERS = 4  # journal folders that keep a spare (this process's last ones)
-_SPARES: dict[Path, Journal] = {}  # by journal folder, see `Journal.remove`
-_SPARE_LOCK = threading.Lock()
-atexit.register(_drop_spares)  # (after the history's last commits: registered before them)
 
 
 def _forget_spares() -> None:
