@@ -114,11 +114,10 @@ class ArtifactStore:
             raise SerializationError(f"{_saying(what, value, name, step)} {exc}. Make it a "
                                      "DataFrame, array, JSON value or a picklable object, or keep "
                                      f"it private (`_{name}`) so it is not an output.") from None
-        kind = type(value)
         if fmt == "json" and len(data) <= INLINE_LIMIT:  # no file: the reference holds it
-            return ArtifactRef(hashlib.sha256(b"json\0" + data).hexdigest(), fmt, len(data),
-                               _TYPE_NAMES.get(kind) or _type_name(kind), data.decode())
+            return _inline(data.decode(), type(value))
         try:
+            kind = type(value)
             return self._write(data, fmt, _TYPE_NAMES.get(kind) or _type_name(kind))
         except OSError as exc:
             raise StateError(
@@ -299,8 +298,12 @@ def inline_ref(value: Any) -> ArtifactRef | None:
             return None
     except ValueError:  # an int too long to print: `encode` decides
         return None
-    if len(text) > INLINE_LIMIT:
-        return None
+    return _inline(text, kind) if len(text) <= INLINE_LIMIT else None
+
+
+def _inline(text: str, kind: type) -> ArtifactRef:
+    """The reference of a small JSON value (ASCII ``text``): it holds the text, no file; its
+    digest is the one a file of those bytes would have."""
     return ArtifactRef(hashlib.sha256(b"json\0" + text.encode()).hexdigest(), "json", len(text),
                        _TYPE_NAMES.get(kind) or _type_name(kind), text)
 
