@@ -16,18 +16,15 @@ from .task import TaskResult, merged, run_task
 TOPIC = "jupyter-pipelines"
 
 
-def _sizeof_result(result: TaskResult) -> int:
-    """The bytes a step's result holds on a worker: its outputs. What Dask counts to spill to
-    disk and to balance workers; without it a result counted as the few bytes of its object."""
-    from dask.sizeof import sizeof
-
-    return sys.getsizeof(result) + sum(sizeof(value) for value in (result.outputs or {}).values())
-
-
 try:  # (registered where the results are: this module is imported by each worker's tasks)
     from dask.sizeof import sizeof as _sizeof
 
-    _sizeof.register(TaskResult)(_sizeof_result)
+    @_sizeof.register(TaskResult)
+    def _sizeof_result(result: TaskResult) -> int:
+        """The bytes a step's result holds on a worker: its outputs. What Dask counts to spill
+        to disk and to balance workers; without it a result counted as the few bytes of its
+        object."""
+        return sys.getsizeof(result) + sum(_sizeof(v) for v in (result.outputs or {}).values())
 except ImportError:  # pragma: no cover - without Dask nothing runs on a cluster
     pass
 
