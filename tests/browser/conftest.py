@@ -108,10 +108,12 @@ def _start_server(tmp: Path, front_end: str = "jupyterlab") -> LabServer:
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={dirs['root']}",
     ]
+    # `window.jupyterapp` in both: the tests wait until the page's kernel connection is ready
+    # (Notebook 7 has no status bar to read it from) and save a notebook through its context
     if front_end == "jupyterlab":
-        cmd += ["--LabApp.news_url=None",
+        cmd += ["--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    else:  # `window.jupyterapp`: the tests wait until the page's kernel connection is ready
+    else:
         cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")

@@ -155,17 +155,34 @@ def page_cells(page, expected, timeout: int = UI_TIMEOUT):
                              f"not {expected!r}") from exc
 
 
+# Save the notebook open in the page through its document context, and say how that ended: a
+# key press (Ctrl+S) depends on where the focus is, and one was lost once in CI with both cores
+# busy (the file never changed); a save that fails or waits on a dialog says so here instead.
+SAVE = """async (timeout) => {
+  const widget = window.jupyterapp.shell.currentWidget;
+  if (!widget || !widget.context) return "no document is open in the page";
+  const late = new Promise(done => setTimeout(() => done("late"), timeout));
+  try {
+    return await Promise.race([widget.context.save().then(() => "saved"), late]);
+  } catch (error) {
+    return "failed: " + error;
+  }
+}"""
+
+
 def save_and_wait(page, server, name: str, predicate: str, arg, timeout: int = UI_TIMEOUT) -> list:
-    """Save the notebook (Ctrl+S in command mode) and wait until its file's cells ([type,
-    source]) satisfy ``predicate``, a JavaScript function of (cells, arg); the file's cells.
+    """Save the notebook (`SAVE`) and wait until its file's cells ([type, source]) satisfy
+    ``predicate``, a JavaScript function of (cells, arg); the file's cells.
 
     The file is read from the disk, not through the server: a read of the contents API that
     meets a save mid-write makes jupyter_server "repair" the notebook (it moves the file aside
     as ``.invalid`` and puts its atomic-writing copy back), which can leave no file at all. A
     read from the disk that meets a save mid-write is simply not JSON yet: it is read again."""
-    page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+s")
+    saved = page.evaluate(SAVE, timeout)
+    if saved != "saved":
+        dialog = page.locator(".jp-Dialog")
+        shown = dialog.first.inner_text() if dialog.count() else "no dialog is shown"
+        raise AssertionError(f"saving {name} in the page: {saved} ({shown})")
     path = Path(server.root) / name
     deadline = time.monotonic() + timeout / 1000
     cells = None
